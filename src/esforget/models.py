@@ -1,0 +1,47 @@
+"""Loading models and tokenizers, and turning task prompts into chat-formatted token ids.
+
+Every model in the pipeline, tiny or real, is a Hugging Face directory written with
+`save_pretrained` (safetensors), so one loader serves the base, every ES and GRPO checkpoint,
+and the evaluation and analysis stages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu") -> PreTrainedModel:
+    if not (Path(path) / "config.json").exists():
+        raise FileNotFoundError(f"not a model directory (no config.json): {path}")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+    return model.to(device).eval()
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:  # many instruct models ship without a pad token
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[list[int]]:
+    """Token ids of each prompt as a one-turn user message with the generation prompt added."""
+    texts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+        for p in prompts
+    ]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | Path) -> None:
+    """Write a complete HF directory atomically: readers never see a half-written checkpoint."""
+    from esforget.io import atomic_path
+
+    with atomic_path(path, directory=True) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)

@@ -1,0 +1,213 @@
+"""Stage 6: one self-contained HTML page with the study's figures and table.
+
+Charts are Altair specs rendered to static SVG with vl-convert, so the page needs no
+JavaScript and no network to open.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+import vl_convert as vlc
+
+from esforget.io import atomic_path
+
+RUN_KEYS = ["model", "method", "train_task", "seed"]
+
+
+def retention_pairs(retention: pl.DataFrame, prior_tasks: list[str]) -> pl.DataFrame:
+    """One row per (run, checkpoint, prior task): new-task accuracy beside prior-task accuracy."""
+    new = retention.filter(pl.col("eval_task") == pl.col("train_task")).select(
+        *RUN_KEYS, "algorithm", "step", pl.col("accuracy").alias("new_accuracy")
+    )
+    prior = retention.filter(pl.col("eval_task").is_in(prior_tasks)).select(
+        *RUN_KEYS, "step", pl.col("eval_task").alias("prior_task"), pl.col("accuracy").alias("prior_accuracy")
+    )
+    return new.join(prior, on=[*RUN_KEYS, "step"])
+
+
+def tradeoff_chart(pairs: pl.DataFrame) -> alt.Chart:
+    base = alt.Chart(pairs).encode(
+        x=alt.X("new_accuracy:Q", title="new-task accuracy", scale=alt.Scale(zero=False)),
+        y=alt.Y("prior_accuracy:Q", title="prior-task accuracy", scale=alt.Scale(zero=False)),
+    )
+    path = base.mark_line(opacity=0.35).encode(
+        detail=alt.Detail(["method:N", "seed:N"]), order="step:Q", color=alt.value("gray")
+    )
+    points = base.mark_point(size=70, filled=True).encode(
+        color=alt.Color("step:Q", scale=alt.Scale(scheme="viridis")),
+        shape=alt.Shape("method:N"),
+        tooltip=[*RUN_KEYS, "step", "new_accuracy", "prior_accuracy"],
+    )
+    return (
+        (path + points)
+        .properties(width=320, height=260)
+        .facet(column=alt.Column("prior_task:N", title="prior task"), row=alt.Row("train_task:N", title="trained on"))
+    )
+
+
+def norm_chart(weights: pl.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(weights)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("step:Q"),
+            y=alt.Y("fro_norm:Q", title="‖ΔW‖_F (all parameters)"),
+            color="method:N",
+            detail="seed:N",
+            tooltip=[*RUN_KEYS, "step", "fro_norm"],
+        )
+        .properties(width=360, height=240)
+        .facet(column=alt.Column("train_task:N", title="trained on"))
+    )
+
+
+def sparsity_chart(per_layer: pl.DataFrame, tau: float) -> alt.Chart:
+    return (
+        alt.Chart(per_layer)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("layer:O"),
+            y=alt.Y("sparsity:Q", title=f"share of |ΔW| ≤ {tau:g}", scale=alt.Scale(domain=[0, 1])),
+            color="bucket:N",
+            strokeDash=alt.StrokeDash("algorithm:N", title="algorithm"),
+            detail="method:N",
+            tooltip=[*RUN_KEYS, "layer", "bucket", "sparsity"],
+        )
+        .properties(width=360, height=240)
+        .facet(column=alt.Column("train_task:N", title="trained on (final checkpoints)"))
+    )
+
+
+def layer_sparsity(per_tensor: pl.DataFrame, tau: float) -> pl.DataFrame:
+    """Mean per-tensor sparsity per layer and bucket at each run's final checkpoint."""
+    col = f"sparsity@{tau:g}"
+    final = per_tensor.filter(pl.col("step") == pl.col("step").max().over(RUN_KEYS))
+    return (
+        final.filter(pl.col("layer").is_not_null())
+        .group_by(*RUN_KEYS, "algorithm", "layer", "bucket")
+        .agg(pl.col(col).mean().alias("sparsity"))
+        .sort(*RUN_KEYS, "layer", "bucket")
+    )
+
+
+def accuracy_table(retention: pl.DataFrame) -> pl.DataFrame:
+    """Base, final and peak accuracy per (model, method, train task, eval task), mean over seeds.
+
+    Peak is the best checkpoint on the new task; prior tasks are read at that same checkpoint.
+    """
+    peak_step = (
+        retention.filter(pl.col("eval_task") == pl.col("train_task"))
+        .sort("accuracy", "step", descending=[True, False])
+        .group_by(RUN_KEYS, maintain_order=True)
+        .first()
+        .select(*RUN_KEYS, pl.col("step").alias("peak_step"))
+    )
+    with_peak = retention.join(peak_step, on=RUN_KEYS)
+    per_run = with_peak.group_by(*RUN_KEYS, "eval_task").agg(
+        pl.col("accuracy").filter(pl.col("step") == 0).first().alias("base"),
+        pl.col("accuracy").sort_by("step").last().alias("final"),
+        pl.col("accuracy").filter(pl.col("step") == pl.col("peak_step")).first().alias("at_peak"),
+        pl.col("peak_step").first(),
+    )
+    return (
+        per_run.group_by("model", "method", "train_task", "eval_task")
+        .agg(
+            pl.len().alias("seeds"),
+            pl.col("base").mean(),
+            pl.col("final").mean(),
+            pl.col("at_peak").mean(),
+            pl.col("peak_step").mean(),
+        )
+        .with_columns((pl.col("final") - pl.col("base")).alias("final_minus_base"))
+        .sort("model", "train_task", "method", "eval_task")
+    )
+
+
+def svg(chart: alt.Chart) -> str:
+    return vlc.vegalite_to_svg(chart.to_json())
+
+
+def _table_html(frame: pl.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = []
+    for row in frame.iter_rows():
+        cells = "".join(f"<td>{v:.3f}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>" for v in row)
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+SECTIONS = [
+    ("tradeoff", "New-task against prior-task accuracy",
+     "One point per checkpoint (step 0 is the base), coloured by step; the marker shape tells the "
+     "method. Points moving right learn the new task; points moving down forget the prior one."),
+    ("norm", "Size of the update",
+     "Frobenius norm of θ_step − θ_base over all parameters, per checkpoint."),
+    ("sparsity", "Where the update lands",
+     "Share of entries left unchanged (|ΔW| ≤ τ) per layer and bucket at each run's final "
+     "checkpoint; ES solid, GRPO dashed. Sparse updates stay near 1, dense ones near 0."),
+]
+
+
+def render(
+    retention: pl.DataFrame,
+    weights: pl.DataFrame,
+    per_tensor: pl.DataFrame,
+    prior_tasks: list[str],
+    tau: float,
+    out_html: str | Path,
+    figure_paths: dict[str, str | Path],
+    title: str,
+) -> pl.DataFrame:
+    """Write the report and its figures; return the accuracy table."""
+    charts = {
+        "tradeoff": tradeoff_chart(retention_pairs(retention, prior_tasks)),
+        "norm": norm_chart(weights),
+        "sparsity": sparsity_chart(layer_sparsity(per_tensor, tau), tau),
+    }
+    rendered = {key: svg(chart) for key, chart in charts.items()}
+    for key, path in figure_paths.items():
+        with atomic_path(path) as tmp:
+            tmp.write_text(rendered[key])
+    table = accuracy_table(retention)
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    for key, heading, text in SECTIONS:
+        parts += [f"<h2>{heading}</h2>", f"<p>{text}</p>", rendered[key]]
+    parts += [
+        "<h2>Accuracy per task and method</h2>",
+        "<p>Mean over seeds. <em>base</em>: step 0; <em>final</em>: last checkpoint; <em>at_peak</em>: "
+        "at the checkpoint with the best new-task accuracy (<em>peak_step</em>).</p>",
+        _table_html(table),
+    ]
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    )
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    with atomic_path(out_html) as tmp:
+        tmp.write_text(page)
+    return table
+
+
+def collect(retention_paths, weight_paths, methods: dict, thresholds: list[float]):
+    """Read every run's tables; add each method's algorithm; sum update norms per checkpoint.
+
+    Returns (retention, per-tensor weight differences, whole-model norms per checkpoint with
+    step 0 = 0).
+    """
+    from esforget.io import read_parquet
+    from esforget.weight_diff import summarise
+
+    algorithm = pl.col("method").replace_strict({m: spec["algorithm"] for m, spec in methods.items()})
+    retention = pl.concat([read_parquet(p) for p in retention_paths]).with_columns(algorithm.alias("algorithm"))
+    per_tensor = pl.concat([read_parquet(p) for p in weight_paths]).with_columns(algorithm.alias("algorithm"))
+    norms = [
+        {**dict(zip([*RUN_KEYS, "step"], key)), **summarise(group, thresholds)}
+        for key, group in per_tensor.group_by(*RUN_KEYS, "step")
+    ]
+    starts = per_tensor.select(RUN_KEYS).unique().with_columns(pl.lit(0).alias("step"), pl.lit(0.0).alias("fro_norm"))
+    norms = pl.concat([starts, pl.DataFrame(norms)], how="diagonal_relaxed").sort(*RUN_KEYS, "step")
+    return retention, per_tensor, norms

@@ -1,0 +1,60 @@
+"""Greedy replies to a task's prompts and their rewards: the one scorer ES fitness,
+validation and the retention evaluation all use, so that "accuracy" means one thing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from esforget.generation import greedy_all, make_batches
+from esforget.models import chat_prompt_ids
+from esforget.tasks import correct_threshold, score_replies
+
+
+@dataclass
+class Scored:
+    rewards: list[float]
+    correct: list[bool]
+    replies: list[str]
+    generated_tokens: int
+
+    @property
+    def accuracy(self) -> float:
+        return sum(self.correct) / len(self.correct)
+
+    @property
+    def mean_reward(self) -> float:
+        return sum(self.rewards) / len(self.rewards)
+
+
+class GreedyScorer:
+    """Tokenises and pads a task's prompts once; scores any model on them many times."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        rows: pl.DataFrame,
+        scorer: str,
+        max_new_tokens: int,
+        batch_size: int,
+        device: str = "cpu",
+    ):
+        self.tokenizer, self.rows, self.scorer = tokenizer, rows, scorer
+        self.max_new_tokens = max_new_tokens
+        ids = chat_prompt_ids(tokenizer, rows["prompt"].to_list())
+        self.batches = make_batches(ids, tokenizer.pad_token_id, batch_size, device)
+        self.stop_ids = [tokenizer.eos_token_id]
+
+    def __call__(self, model: PreTrainedModel) -> Scored:
+        completions = greedy_all(model, self.batches, self.max_new_tokens, self.stop_ids)
+        replies = self.tokenizer.batch_decode(completions, skip_special_tokens=True)
+        rewards = score_replies(self.scorer, replies, self.rows)
+        threshold = correct_threshold(self.scorer)
+        return Scored(
+            rewards=rewards,
+            correct=[r >= threshold for r in rewards],
+            replies=replies,
+            generated_tokens=sum(len(c) for c in completions),
+        )

@@ -1,0 +1,108 @@
+"""Stage 5: how far each checkpoint moved from its base, tensor by tensor.
+
+Why by hand: the quantities are the authors' (Frobenius norm of ΔW, share of entries with
+|ΔW| ≤ τ per layer and bucket) and need their name rules. Tensors are streamed from the
+safetensors files (memory-mapped), so at most one base and one tuned tensor are in memory.
+Differences are computed in fp32 whatever dtype was stored; the stored dtype is recorded
+because rounding decides what counts as "unchanged".
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import polars as pl
+import torch
+from safetensors import safe_open
+
+BUCKET_RULES = [  # (bucket, pattern on the parameter name), first match wins
+    ("Q", re.compile(r"q_proj")),
+    ("K", re.compile(r"k_proj")),
+    ("V", re.compile(r"v_proj")),
+    ("O", re.compile(r"o_proj|self_attn\.dense")),
+    ("MLP", re.compile(r"mlp\.")),
+    ("LayerNorm", re.compile(r"norm")),
+    ("embedding", re.compile(r"embed_tokens|lm_head|wte|wpe")),
+]
+_LAYER = re.compile(r"layers\.(\d+)\.")
+
+
+def bucket(name: str) -> str:
+    for label, pattern in BUCKET_RULES:
+        if pattern.search(name):
+            return label
+    return "other"
+
+
+def layer_index(name: str) -> int | None:
+    match = _LAYER.search(name)
+    return int(match.group(1)) if match else None
+
+
+def tensor_files(model_dir: str | Path) -> dict[str, Path]:
+    """Parameter name → the safetensors file holding it (single file or sharded)."""
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no .safetensors files in {model_dir}")
+    index = {}
+    for file in files:
+        with safe_open(file, framework="pt") as handle:
+            for name in handle.keys():
+                index[name] = file
+    return index
+
+
+def _load(file: Path, name: str) -> torch.Tensor:
+    with safe_open(file, framework="pt") as handle:
+        return handle.get_tensor(name)
+
+
+def tensor_metrics(base: torch.Tensor, tuned: torch.Tensor, thresholds: list[float]) -> dict:
+    delta = tuned.float() - base.float()
+    absolute = delta.abs()
+    base_norm = float(base.float().norm())
+    fro = float(delta.norm())
+    row = {
+        "numel": delta.numel(),
+        "fro_norm": fro,
+        "relative_norm": fro / base_norm if base_norm > 0 else float("nan"),
+        "max_abs": float(absolute.max()) if delta.numel() else 0.0,
+    }
+    for tau in thresholds:
+        row[f"sparsity@{tau:g}"] = float((absolute <= tau).float().mean())
+    return row
+
+
+def diff_checkpoint(base_dir: str | Path, tuned_dir: str | Path, thresholds: list[float]) -> pl.DataFrame:
+    """One row per parameter tensor: name, layer, bucket, stored dtype and the metrics."""
+    base_index, tuned_index = tensor_files(base_dir), tensor_files(tuned_dir)
+    if set(base_index) != set(tuned_index):
+        missing = sorted(set(base_index) ^ set(tuned_index))[:5]
+        raise ValueError(f"{tuned_dir} and {base_dir} hold different tensors, e.g. {missing}")
+    rows = []
+    for name in sorted(base_index):
+        base, tuned = _load(base_index[name], name), _load(tuned_index[name], name)
+        if base.shape != tuned.shape:
+            raise ValueError(f"{name}: shape {tuple(tuned.shape)} in {tuned_dir} vs {tuple(base.shape)} in base")
+        rows.append(
+            {
+                "tensor": name,
+                "layer": layer_index(name),
+                "bucket": bucket(name),
+                "stored_dtype": str(tuned.dtype).removeprefix("torch."),
+                **tensor_metrics(base, tuned, thresholds),
+            }
+        )
+    return pl.DataFrame(rows, schema_overrides={"layer": pl.Int64})
+
+
+def summarise(per_tensor: pl.DataFrame, thresholds: list[float]) -> dict:
+    """Whole-model figures: ‖ΔW‖_F over all parameters, overall and layer-average sparsity."""
+    out = {"fro_norm": float((per_tensor["fro_norm"] ** 2).sum() ** 0.5)}
+    for tau in thresholds:
+        col = f"sparsity@{tau:g}"
+        out[f"{col}/overall"] = float((per_tensor[col] * per_tensor["numel"]).sum() / per_tensor["numel"].sum())
+        # The authors' "layer average": the mean of per-tensor sparsities.
+        out[f"{col}/tensor_mean"] = float(per_tensor[col].mean())
+    return out

@@ -1,0 +1,14 @@
+rule analyze_weights:
+    input:
+        base="results/{model}/base/model",
+        checkpoints=f"{RUN_DIR}/checkpoints",
+    output:
+        f"{RUN_DIR}/weight_diff.parquet",
+    log:
+        f"logs/{RUN_DIR}/analyze_weights.log",
+    benchmark:
+        f"benchmarks/{RUN_DIR}/analyze_weights.tsv"
+    params:
+        thresholds=config["analysis"]["sparsity_thresholds"],
+    script:
+        "../scripts/analyze_weights.py"

@@ -1,0 +1,17 @@
+rule prepare_base_model:
+    input:
+        base_model_inputs,
+    output:
+        model=directory("results/{model}/base/model"),
+        history="results/{model}/base/pretrain_history.parquet",
+    log:
+        "logs/{model}/base/prepare_base_model.log",
+    benchmark:
+        "benchmarks/{model}/base/prepare_base_model.tsv"
+    params:
+        spec=lambda wc: config["models"][wc.model],
+        tasks=lambda wc: {t: TASKS[t] for t in pretrain_tasks()},
+        seed=config["data_seed"],
+    threads: config["threads"]["pretrain"]
+    script:
+        "../scripts/prepare_base_model.py"

@@ -1,0 +1,60 @@
+# Config checks, wildcard constraints and the input functions every stage shares.
+
+import itertools
+
+from esforget.config import check as check_config
+
+check_config(config)
+
+TASKS = config["tasks"]
+METHODS = config["methods"]
+SPLITS = ["train", "validation", "test"]
+RUN_DIR = "results/{model}/{method}/{task}/seed{seed}"
+
+
+def _one_of(names):
+    return "|".join(sorted(names)) or "(?!)"
+
+
+wildcard_constraints:
+    model=_one_of(config["models"]),
+    task=_one_of(TASKS),
+    method=_one_of(METHODS),
+    seed=r"\d+",
+    split=_one_of(SPLITS),
+
+
+ES_METHODS = _one_of(n for n, m in METHODS.items() if m["algorithm"] == "es")
+GRPO_METHODS = _one_of(n for n, m in METHODS.items() if m["algorithm"] == "grpo")
+
+
+def runs():
+    """Every (model, method, task, seed) of the config, as wildcard dicts."""
+    r = config["runs"]
+    return [
+        dict(model=m, method=meth, task=t, seed=s)
+        for m, meth, t, s in itertools.product(r["models"], r["methods"], r["tasks"], config["seeds"])
+    ]
+
+
+def run_paths(pattern):
+    return [pattern.format(**run) for run in runs()]
+
+
+def split_path(task, split):
+    return f"data/{task}/{split}.parquet"
+
+
+def pretrain_tasks():
+    """Tasks the tiny base is pretrained on: every task that is trained on or evaluated."""
+    return sorted(set(config["runs"]["tasks"]) | set(config["evaluation"]["tasks"]))
+
+
+def base_model_inputs(wildcards):
+    if config["models"][wildcards.model]["kind"] != "tiny":
+        return []
+    return [split_path(t, s) for t in pretrain_tasks() for s in ("train", "validation")]
+
+
+def eval_inputs(wildcards):
+    return [split_path(t, config["evaluation"]["split"]) for t in config["evaluation"]["tasks"]]

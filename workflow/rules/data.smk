@@ -1,0 +1,11 @@
+rule prepare_data:
+    output:
+        splits=expand("data/{{task}}/{split}.parquet", split=SPLITS),
+        manifest="data/{task}/manifest.json",
+    log:
+        "logs/data/{task}.log",
+    params:
+        task=lambda wc: TASKS[wc.task],
+        seed=config["data_seed"],
+    script:
+        "../scripts/prepare_data.py"

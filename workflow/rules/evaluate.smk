@@ -1,0 +1,39 @@
+# Retention: every checkpoint (step 0 = the base, scored once per model) on every
+# evaluation task, new and prior.
+
+
+rule evaluate_base:
+    input:
+        model="results/{model}/base/model",
+        tasks=eval_inputs,
+    output:
+        "results/{model}/base/retention.parquet",
+    log:
+        "logs/{model}/base/evaluate.log",
+    benchmark:
+        "benchmarks/{model}/base/evaluate.tsv"
+    params:
+        evaluation=config["evaluation"],
+        tasks=TASKS,
+    threads: config["threads"]["evaluate"]
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate_retention:
+    input:
+        checkpoints=f"{RUN_DIR}/checkpoints",
+        base="results/{model}/base/retention.parquet",
+        tasks=eval_inputs,
+    output:
+        f"{RUN_DIR}/retention.parquet",
+    log:
+        f"logs/{RUN_DIR}/evaluate.log",
+    benchmark:
+        f"benchmarks/{RUN_DIR}/evaluate.tsv"
+    params:
+        evaluation=config["evaluation"],
+        tasks=TASKS,
+    threads: config["threads"]["evaluate"]
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,46 @@
+# One job per (model, method, task, seed). A method is a named hyper-parameter set of one
+# algorithm; the wildcard constraints send each method to its algorithm's rule.
+
+
+rule train_es:
+    input:
+        base="results/{model}/base/model",
+        train=lambda wc: split_path(wc.task, "train"),
+        validation=lambda wc: split_path(wc.task, "validation"),
+    output:
+        checkpoints=directory(f"{RUN_DIR}/checkpoints"),
+        metrics=f"{RUN_DIR}/metrics.parquet",
+    log:
+        f"logs/{RUN_DIR}/train.log",
+    benchmark:
+        f"benchmarks/{RUN_DIR}/train.tsv"
+    wildcard_constraints:
+        method=ES_METHODS,
+    params:
+        method=lambda wc: METHODS[wc.method],
+        task=lambda wc: TASKS[wc.task],
+    threads: config["threads"]["train"]
+    script:
+        "../scripts/train.py"
+
+
+rule train_grpo:
+    input:
+        base="results/{model}/base/model",
+        train=lambda wc: split_path(wc.task, "train"),
+        validation=lambda wc: split_path(wc.task, "validation"),
+    output:
+        checkpoints=directory(f"{RUN_DIR}/checkpoints"),
+        metrics=f"{RUN_DIR}/metrics.parquet",
+    log:
+        f"logs/{RUN_DIR}/train.log",
+    benchmark:
+        f"benchmarks/{RUN_DIR}/train.tsv"
+    wildcard_constraints:
+        method=GRPO_METHODS,
+    params:
+        method=lambda wc: METHODS[wc.method],
+        task=lambda wc: TASKS[wc.task],
+    threads: config["threads"]["train"]
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,21 @@
+# Scores the base (rule evaluate_base) or every checkpoint of one run (evaluate_retention).
+from esforget.checkpoints import list_checkpoints
+from esforget.evaluate import EvalTask, evaluate, with_base
+from esforget.io import read_parquet, write_parquet
+from esforget.logs import to_file
+
+to_file(snakemake.log[0])
+evaluation, all_tasks = snakemake.params.evaluation, snakemake.params.tasks
+tasks = {
+    name: EvalTask(read_parquet(path), all_tasks[name]["scorer"], all_tasks[name]["max_new_tokens"])
+    for name, path in zip(evaluation["tasks"], snakemake.input.tasks, strict=True)
+}
+wc = snakemake.wildcards
+if snakemake.rule == "evaluate_base":
+    labels = {"model": wc.model, "method": "base", "train_task": "", "seed": 0}
+    table = evaluate([(0, snakemake.input.model)], tasks, labels, evaluation["batch_size"], snakemake.threads)
+else:
+    labels = {"model": wc.model, "method": wc.method, "train_task": wc.task, "seed": int(wc.seed)}
+    table = evaluate(list_checkpoints(snakemake.input.checkpoints), tasks, labels, evaluation["batch_size"], snakemake.threads)
+    table = with_base(table, read_parquet(snakemake.input.base), labels)
+write_parquet(table, snakemake.output[0])

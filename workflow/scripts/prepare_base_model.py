@@ -1,0 +1,22 @@
+from esforget.base_model import prepare
+from esforget.logs import to_file
+
+to_file(snakemake.log[0])
+task_data = {
+    name: {
+        "scorer": task["scorer"],
+        "role": task["role"],
+        "max_new_tokens": task["max_new_tokens"],
+        "train": f"data/{name}/train.parquet",
+        "validation": f"data/{name}/validation.parquet",
+    }
+    for name, task in snakemake.params.tasks.items()
+}
+prepare(
+    snakemake.params.spec,
+    task_data,
+    snakemake.params.seed,
+    snakemake.output.model,
+    snakemake.output.history,
+    snakemake.threads,
+)

@@ -1,0 +1,22 @@
+from esforget.logs import to_file
+from esforget.io import write_parquet
+from esforget.report import collect, render
+
+to_file(snakemake.log[0])
+params = snakemake.params
+retention, per_tensor, norms = collect(
+    snakemake.input.retention, snakemake.input.weights, params.methods, params.thresholds
+)
+table = render(
+    retention,
+    norms,
+    per_tensor,
+    params.prior_tasks,
+    params.tau,
+    snakemake.output.html,
+    {key: snakemake.output[key] for key in ("tradeoff", "norm", "sparsity")},
+    title="ES vs GRPO: learning the new task, forgetting the old",
+)
+write_parquet(table, snakemake.output.accuracy)
+write_parquet(retention, snakemake.output.retention)
+write_parquet(norms, snakemake.output.weights)
