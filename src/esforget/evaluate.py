@@ -78,4 +78,4 @@ def evaluate(
 def with_base(run_table: pl.DataFrame, base_table: pl.DataFrame, labels: dict) -> pl.DataFrame:
     """Prepend the base model's rows (step 0), relabelled as this run's."""
     base = base_table.with_columns(*(pl.lit(v, dtype=COLUMNS[k]).alias(k) for k, v in labels.items()))
-    return pl.concat([base.select(COLUMNS), run_table.select(COLUMNS)]).sort("step", "eval_task")
+    return pl.concat([base.select(list(COLUMNS)), run_table.select(list(COLUMNS))]).sort("step", "eval_task")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -202,6 +203,7 @@ def train(
         callbacks=[recorder],
     )
     trainer.train()
+    shutil.rmtree(out / "trl", ignore_errors=True)  # TRL's own output dir; we save nothing there
     metrics = recorder.table()
     write_parquet(metrics, out / "metrics.parquet")
     write_json({"seed": seed, **asdict(cfg)}, out / "run_config.json")

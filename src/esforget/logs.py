@@ -8,7 +8,7 @@ import sys
 
 def to_file(path: str) -> None:
     handle = open(path, "w", buffering=1)  # line-buffered: `tail -f` shows progress live
-    sys.stderr = handle  # tqdm and warnings write to stderr
+    sys.stderr = sys.stdout = handle  # tqdm, warnings and TRL's log lines go here too
     logging.basicConfig(
         stream=handle, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True
     )

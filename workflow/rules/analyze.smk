@@ -5,9 +5,9 @@ rule analyze_weights:
     output:
         f"{RUN_DIR}/weight_diff.parquet",
     log:
-        f"logs/{RUN_DIR}/analyze_weights.log",
+        f"logs/{RUN}/analyze_weights.log",
     benchmark:
-        f"benchmarks/{RUN_DIR}/analyze_weights.tsv"
+        f"benchmarks/{RUN}/analyze_weights.tsv"
     params:
         thresholds=config["analysis"]["sparsity_thresholds"],
     script:

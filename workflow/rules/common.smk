@@ -9,7 +9,8 @@ check_config(config)
 TASKS = config["tasks"]
 METHODS = config["methods"]
 SPLITS = ["train", "validation", "test"]
-RUN_DIR = "results/{model}/{method}/{task}/seed{seed}"
+RUN = "{model}/{method}/{task}/seed{seed}"
+RUN_DIR = f"results/{RUN}"
 
 
 def _one_of(names):

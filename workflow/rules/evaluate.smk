@@ -28,9 +28,9 @@ rule evaluate_retention:
     output:
         f"{RUN_DIR}/retention.parquet",
     log:
-        f"logs/{RUN_DIR}/evaluate.log",
+        f"logs/{RUN}/evaluate.log",
     benchmark:
-        f"benchmarks/{RUN_DIR}/evaluate.tsv"
+        f"benchmarks/{RUN}/evaluate.tsv"
     params:
         evaluation=config["evaluation"],
         tasks=TASKS,

@@ -11,9 +11,9 @@ rule train_es:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
         metrics=f"{RUN_DIR}/metrics.parquet",
     log:
-        f"logs/{RUN_DIR}/train.log",
+        f"logs/{RUN}/train.log",
     benchmark:
-        f"benchmarks/{RUN_DIR}/train.tsv"
+        f"benchmarks/{RUN}/train.tsv"
     wildcard_constraints:
         method=ES_METHODS,
     params:
@@ -33,9 +33,9 @@ rule train_grpo:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
         metrics=f"{RUN_DIR}/metrics.parquet",
     log:
-        f"logs/{RUN_DIR}/train.log",
+        f"logs/{RUN}/train.log",
     benchmark:
-        f"benchmarks/{RUN_DIR}/train.tsv"
+        f"benchmarks/{RUN}/train.tsv"
     wildcard_constraints:
         method=GRPO_METHODS,
     params:
