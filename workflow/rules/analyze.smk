@@ -10,5 +10,7 @@ rule analyze_weights:
         f"benchmarks/{RUN}/analyze_weights.tsv"
     params:
         thresholds=config["analysis"]["sparsity_thresholds"],
+    conda:
+        "../../envs/esforget.yaml"
     script:
         "../scripts/analyze_weights.py"

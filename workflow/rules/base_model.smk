@@ -13,5 +13,7 @@ rule prepare_base_model:
         tasks=lambda wc: {t: TASKS[t] for t in pretrain_tasks()},
         seed=config["data_seed"],
     threads: config["threads"]["pretrain"]
+    conda:
+        "../../envs/esforget.yaml"
     script:
         "../scripts/prepare_base_model.py"

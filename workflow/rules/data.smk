@@ -7,5 +7,7 @@ rule prepare_data:
     params:
         task=lambda wc: TASKS[wc.task],
         seed=config["data_seed"],
+    conda:
+        "../../envs/esforget.yaml"
     script:
         "../scripts/prepare_data.py"

@@ -16,6 +16,8 @@ rule evaluate_base:
         evaluation=config["evaluation"],
         tasks=TASKS,
     threads: config["threads"]["evaluate"]
+    conda:
+        "../../envs/esforget.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -35,5 +37,7 @@ rule evaluate_retention:
         evaluation=config["evaluation"],
         tasks=TASKS,
     threads: config["threads"]["evaluate"]
+    conda:
+        "../../envs/esforget.yaml"
     script:
         "../scripts/evaluate.py"

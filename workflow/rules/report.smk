@@ -35,5 +35,7 @@ rule render_report:
         prior_tasks=[t for t in config["evaluation"]["tasks"] if TASKS[t]["role"] == "prior"],
         tau=config["analysis"]["sparsity_thresholds"][0],
         thresholds=config["analysis"]["sparsity_thresholds"],
+    conda:
+        "../../envs/esforget.yaml"
     script:
         "../scripts/render_report.py"

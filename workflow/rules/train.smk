@@ -20,6 +20,8 @@ rule train_es:
         method=lambda wc: METHODS[wc.method],
         task=lambda wc: TASKS[wc.task],
     threads: config["threads"]["train"]
+    conda:
+        "../../envs/esforget.yaml"
     script:
         "../scripts/train.py"
 
@@ -42,5 +44,7 @@ rule train_grpo:
         method=lambda wc: METHODS[wc.method],
         task=lambda wc: TASKS[wc.task],
     threads: config["threads"]["train"]
+    conda:
+        "../../envs/esforget.yaml"
     script:
         "../scripts/train.py"

@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_DATA = REPO.parent / "shared" / "paper-data"
+
+
+@pytest.fixture(scope="session")
+def paper_data() -> Path:
+    """The authors' task splits, which the project must not copy into its own tree."""
+    if not PAPER_DATA.is_dir():
+        pytest.skip(f"paper splits not found at {PAPER_DATA} (../shared is absent on this machine)")
+    return PAPER_DATA
+
+
+@pytest.fixture(scope="session")
+def micro_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Llama with the tiny character tokenizer, saved as HF dir."""
+    from esforget import tiny_model
+    from esforget.models import save_model
+
+    tokenizer = tiny_model.build_tokenizer()
+    arch = {"hidden_size": 16, "intermediate_size": 32, "layers": 2, "heads": 2, "max_positions": 128}
+    model = tiny_model.build_model(arch, tokenizer, seed=0)
+    path = tmp_path_factory.mktemp("micro") / "model"
+    save_model(model, tokenizer, path)
+    return path

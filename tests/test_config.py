@@ -1,0 +1,56 @@
+"""Bad configs fail before any job starts, with a message naming the key or value."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from esforget.config import check
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("path", ["config/config.yaml", "tests/e2e/config.yaml"])
+def test_shipped_configs_are_valid(path):
+    cfg = yaml.safe_load((REPO / path).read_text())
+    validate(copy.deepcopy(cfg), SCHEMA)
+    check(cfg)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c.update(sedes=[0]), "sedes"),
+        (lambda c: c["tasks"]["countdown"].update(scorer="bleu"), "bleu"),
+        (lambda c: c["models"]["tiny"]["pretrain"].update(lr=-1), "-1"),
+        (lambda c: c["methods"]["es"].update(algorithm="ppo"), "ppo"),
+    ],
+)
+def test_schema_names_the_bad_key_or_value(config, mutate, message):
+    mutate(config)
+    with pytest.raises(Exception, match=message):
+        validate(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["methods"]["es"].update(sigmaa=0.1), r"methods\.es: unknown key\(s\) \['sigmaa'\]"),
+        (lambda c: c["methods"]["es"].update(mirrored=True, population_size=7), "got 7"),
+        (lambda c: c["runs"].update(tasks=["arith"]), "'arith'.*not 'new'"),
+        (lambda c: c["evaluation"].update(tasks=["hellaswag"]), r"evaluation\.tasks names \['hellaswag'\]"),
+        (lambda c: c["tasks"]["countdown"].update(source={"kind": "verl_parquet", "path": "/nowhere"}), "/nowhere/train.parquet"),
+    ],
+)
+def test_cross_field_checks_quote_the_values(config, mutate, message):
+    mutate(config)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        check(config)

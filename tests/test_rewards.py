@@ -1,0 +1,109 @@
+"""Rewards, as PAPER.md defines them, on hand-made replies and on every row of the paper's splits."""
+
+import polars as pl
+import pytest
+
+from esforget.tasks import choice, countdown, math_answer, score_replies
+from esforget.tasks.sources import build_splits
+
+
+# --- Countdown ---------------------------------------------------------------------------------
+
+def test_countdown_correct_reply_scores_answer_plus_format_bonus():
+    assert countdown.reward("</think>\n<answer>3*5+7</answer>", [3, 5, 7], "22") == pytest.approx(1.1)
+
+
+def test_countdown_uses_the_last_answer_block():
+    reply = "</think>\n<answer>3+5+7</answer> no wait <answer>3*5+7</answer>"
+    assert countdown.answer_score(reply, [3, 5, 7], 22) == 1.0
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("</think>\n<answer>3+5+7</answer>", 0.1),  # well formatted, wrong value
+        ("</think>\n<answer>3*5</answer>", 0.1),  # misses a number
+        ("</think>\n<answer>3*5+7+7</answer>", 0.1),  # uses a number twice
+        ("</think>\n<answer>3*5+x</answer>", 0.1),  # disallowed character
+        ("<answer>3*5+7</answer>", 0.1 * 0.5 + 1.0),  # right, but no closing think tag
+        ("3*5+7", 0.0),  # no tags at all
+        ("</think>\n<answer>9**9**9**9**3**5*7</answer>", 0.1),  # hostile: scored, never evaluated
+    ],
+)
+def test_countdown_wrong_or_malformed(reply, expected):
+    assert countdown.reward(reply, [3, 5, 7], "22") == pytest.approx(expected)
+
+
+def test_canonical_solution_keeps_the_given_order_when_it_can():
+    assert countdown.solve([3, 5, 7], 22) == "3*5+7"
+    assert countdown.solve([7, 5, 3], 22) == "7+5*3"
+    for numbers, target in ([2, 9, 4], 1), ([8, 8, 1], 63), ([6, 2, 9], 27):
+        solution = countdown.solve(numbers, target)
+        assert countdown.answer_score(countdown.completion(solution), numbers, target) == 1.0
+
+
+def test_paper_countdown_reference_solutions_score_correct(paper_data):
+    for split in ("train", "test"):
+        frames = build_splits({"kind": "verl_parquet", "path": str(paper_data / "countdown")}, {}, seed=0)
+        rows = frames[split]
+        right = [countdown.completion(r) for r in rows["info"].map_elements(lambda i: __import__("json").loads(i)["reference"], return_dtype=pl.String)]
+        assert min(score_replies("countdown", right, rows)) >= countdown.CORRECT_THRESHOLD
+        wrong = [c.replace("<answer>", "<answer>1+") for c in right]  # an extra number
+        assert max(score_replies("countdown", wrong, rows)) < countdown.CORRECT_THRESHOLD
+        malformed = [c.replace("<answer>", "<answ>") for c in right]
+        assert max(score_replies("countdown", malformed, rows)) == pytest.approx(0.01)  # think block only
+
+
+# --- GSM8K / MATH / OlympiadBench --------------------------------------------------------------
+
+def test_math_answer_extraction():
+    assert math_answer.reward("so 2+2 is\n#### 4", "4") == 1.0
+    assert math_answer.reward("#### 1,000", "1000") == 1.0
+    assert math_answer.reward("the answer is $\\boxed{\\frac{1}{2}}$", "$\\frac{1}{2}$") == 1.0
+    assert math_answer.reward("\\boxed{x^{2}}", "x^{2}") == 1.0
+    assert math_answer.reward("#### 5", "4") == 0.0
+    assert math_answer.reward("the answer is 4", "4") == 0.0  # no marker
+    assert math_answer.reward("#### 4" + " " * 400, "4") == 0.0  # outside the last 300 chars
+
+
+def test_math_verify_grader_accepts_equivalent_forms():
+    assert math_answer.reward_equivalent("\\boxed{0.5}", "\\frac{1}{2}") == 1.0
+    assert math_answer.reward_equivalent("\\boxed{3}", "\\frac{1}{2}") == 0.0
+
+
+@pytest.mark.paper_data
+@pytest.mark.parametrize("task", ["gsm8k", "math", "olympiadbench"])
+def test_every_paper_row_scores_right_answers_1_and_wrong_ones_0(paper_data, task):
+    frames = build_splits({"kind": "verl_parquet", "path": str(paper_data / task)}, {}, seed=0)
+    for split in ("train", "test"):
+        rows = frames[split]
+        truths = rows["ground_truth"].to_list()
+        if task == "gsm8k":
+            right = [f"Step by step...\n#### {t}" for t in truths]
+        else:
+            right = [f"Step by step... so the answer is \\boxed{{{t.strip('$')}}}." for t in truths]
+        assert score_replies("math", right, rows) == [1.0] * rows.height
+        wrong = [r.replace(f"{t.strip('$')}", f"{t.strip('$')}7", 1) for r, t in zip(right, truths)]
+        assert score_replies("math", wrong, rows) == [0.0] * rows.height
+        malformed = [f"The answer is {t}" for t in truths]
+        assert score_replies("math", malformed, rows) == [0.0] * rows.height
+
+
+# --- multiple choice ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "reply, chosen", [("2", 2), ("The answer is 3.", 3), ("0 then 4", 4), ("none", None), ("5", None)]
+)
+def test_choice_takes_the_first_digit_1_to_4(reply, chosen):
+    assert choice.chosen_option(reply) == chosen
+
+
+def test_arithmetic_item_has_one_right_option():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        question, options, answer = choice.arithmetic_item(rng, 1, 9, ["+", "-", "*"])
+        a, op, b = question[len("Which is ") : -1]
+        right = {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
+        assert len(set(options)) == 4 and options[answer - 1] == str(right)

@@ -1,0 +1,101 @@
+"""The whole DAG on the smallest config, run the way users run it, checked on its tables."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A copy of the workflow with the micro config, run once for every test of this module."""
+    root = tmp_path_factory.mktemp("workflow")
+    shutil.copy(REPO / "Snakefile", root)
+    shutil.copytree(REPO / "workflow", root / "workflow")
+    (root / "config").mkdir()
+    shutil.copy(REPO / "tests" / "e2e" / "config.yaml", root / "config" / "config.yaml")
+    done = subprocess.run([*SNAKEMAKE, "--cores", "2", "--quiet", "rules"], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+def read(root: Path, path: str) -> pl.DataFrame:
+    return pl.read_parquet(root / path)
+
+
+def test_data_has_the_configured_splits_and_a_manifest(workdir):
+    import json
+
+    manifest = json.loads((workdir / "data/countdown/manifest.json").read_text())
+    assert {s: v["rows"] for s, v in manifest["splits"].items()} == {"train": 64, "validation": 16, "test": 32}
+    assert manifest["seed"] == 7 and len(manifest["splits"]["test"]["sha256"]) == 64
+    test = read(workdir, "data/countdown/test.parquet")
+    train = read(workdir, "data/countdown/train.parquet")
+    assert set(test["prompt"]).isdisjoint(train["prompt"])
+
+
+def test_retention_table_scores_every_checkpoint_on_every_task(workdir):
+    for method in ("es", "grpo"):
+        table = read(workdir, f"results/micro/{method}/countdown/seed0/retention.parquet")
+        assert sorted(set(zip(table["step"], table["eval_task"]))) == [
+            (step, task) for step in (0, 2, 4) for task in ("arith", "countdown")
+        ]
+        assert table["n"].to_list() == [32] * 6
+        assert (table["accuracy"] == table["correct"] / table["n"]).all()
+        assert set(table["method"]) == {method} and set(table["train_task"]) == {"countdown"}
+    # Step 0 is the base for both methods: the same numbers.
+    es0 = read(workdir, "results/micro/es/countdown/seed0/retention.parquet").filter(pl.col("step") == 0)
+    grpo0 = read(workdir, "results/micro/grpo/countdown/seed0/retention.parquet").filter(pl.col("step") == 0)
+    assert es0["accuracy"].to_list() == grpo0["accuracy"].to_list()
+
+
+def test_both_methods_move_the_weights_and_the_analysis_sees_it(workdir):
+    norms = read(workdir, "results/report/weight_norms.parquet")
+    for method in ("es", "grpo"):
+        run = norms.filter(pl.col("method") == method).sort("step")
+        assert run["step"].to_list() == [0, 2, 4]
+        assert run["fro_norm"][0] == 0 and run["fro_norm"][2] > 0
+    per_tensor = read(workdir, "results/micro/grpo/countdown/seed0/weight_diff.parquet")
+    assert {"Q", "K", "V", "O", "MLP", "LayerNorm", "embedding"} <= set(per_tensor["bucket"])
+    assert per_tensor["sparsity@1e-06"].is_between(0, 1).all()
+
+
+def test_metrics_tables_have_one_row_per_step(workdir):
+    es = read(workdir, "results/micro/es/countdown/seed0/metrics.parquet")
+    assert es["step"].to_list() == [1, 2, 3, 4]
+    assert {"fitness/mean", "fitness/std", "update/total_norm", "val/accuracy"} <= set(es.columns)
+    grpo = read(workdir, "results/micro/grpo/countdown/seed0/metrics.parquet")
+    assert grpo["step"].to_list() == [1, 2, 3, 4]
+    assert grpo["reward/mean"].is_not_null().all() and grpo["loss"].is_not_null().all()
+
+
+def test_report_has_figures_and_the_accuracy_table(workdir):
+    page = (workdir / "results/report/report.html").read_text()
+    assert page.count("<svg") == 3 and "<table>" in page
+    accuracy = read(workdir, "results/report/accuracy.parquet")
+    assert sorted(zip(accuracy["method"], accuracy["eval_task"])) == [
+        ("es", "arith"), ("es", "countdown"), ("grpo", "arith"), ("grpo", "countdown")
+    ]
+
+
+def test_every_stage_logged_to_its_file(workdir):
+    for log in ("data/countdown.log", "micro/base/prepare_base_model.log", "micro/es/countdown/seed0/train.log",
+                "micro/grpo/countdown/seed0/evaluate.log", "micro/es/countdown/seed0/analyze_weights.log"):
+        assert (workdir / "logs" / log).exists(), log
+    assert "iteration 4" in (workdir / "logs/micro/es/countdown/seed0/train.log").read_text()
+
+
+def test_a_second_run_has_nothing_to_do(workdir):
+    done = subprocess.run([*SNAKEMAKE, "--cores", "1", "-n"], cwd=workdir, capture_output=True, text=True)
+    assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr
+
+
+def test_lint_is_clean():
+    done = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
