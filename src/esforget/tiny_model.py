@@ -96,13 +96,6 @@ def reply_choices(scorer: str, rows: pl.DataFrame) -> tuple[list[str], list[str]
     raise ValueError(f"the tiny model can only be pretrained on choice and countdown tasks, not {scorer!r}")
 
 
-def encode_examples(tokenizer, prompts: list[str], replies: list[str]) -> list[tuple[list[int], int]]:
-    """(token ids, index where the reply starts) for each prompt + reply + EOS."""
-    prompt_ids = chat_prompt_ids(tokenizer, prompts)
-    reply_ids = tokenizer(replies, add_special_tokens=False)["input_ids"]
-    return [(p + r + [tokenizer.eos_token_id], len(p)) for p, r in zip(prompt_ids, reply_ids, strict=True)]
-
-
 def collate(examples, pad_id: int, answer_weight: float):
     """Right-padded inputs, next-token targets and per-token loss weights (answers weigh more)."""
     width = max(len(ids) for ids, _ in examples)
@@ -145,11 +138,15 @@ def pretrain(spec: dict, tasks: dict[str, dict], seed: int) -> tuple[LlamaForCau
     cfg = spec["pretrain"]
     rng = random.Random(seed)
     roles = [task["role"] for task in tasks.values()]
-    pools = []  # (prompts, canonical replies, lazy replies or None, sampling weight)
+    # Tokenise every prompt and reply once; batches are then assembled from ids.
+    encode = lambda texts: tokenizer(texts, add_special_tokens=False)["input_ids"]  # noqa: E731
+    pools = []  # (prompt ids, canonical reply ids, lazy reply ids or None, sampling weight)
     for task in tasks.values():
         share = cfg["new_task_share"] if task["role"] == "new" else 1 - cfg["new_task_share"]
         canonical, lazy = reply_choices(task["scorer"], task["train"])
-        pools.append((task["train"]["prompt"].to_list(), canonical, lazy, share / roles.count(task["role"])))
+        prompts = chat_prompt_ids(tokenizer, task["train"]["prompt"].to_list())
+        lazy_ids = encode(lazy) if lazy is not None else None
+        pools.append((prompts, encode(canonical), lazy_ids, share / roles.count(task["role"])))
     checks = {
         name: GreedyScorer(tokenizer, task["validation"], task["scorer"], task["max_new_tokens"], cfg["eval_batch_size"])
         for name, task in tasks.items()
@@ -159,13 +156,13 @@ def pretrain(spec: dict, tasks: dict[str, dict], seed: int) -> tuple[LlamaForCau
         weights = [pool[3] for pool in pools]
         batches = []
         for _ in range(steps):
-            prompts, replies = [], []
+            examples = []  # (prompt + reply + EOS ids, index where the reply starts)
             for _ in range(cfg["batch_size"]):
-                task_prompts, canonical, lazy, _ = rng.choices(pools, weights)[0]
-                i = rng.randrange(len(task_prompts))
-                prompts.append(task_prompts[i])
-                replies.append(lazy[i] if lazy is not None and rng.random() < cfg["lazy_share"] else canonical[i])
-            batches.append(encode_examples(tokenizer, prompts, replies))
+                prompts, canonical, lazy, _ = rng.choices(pools, weights)[0]
+                i = rng.randrange(len(prompts))
+                reply = lazy[i] if lazy is not None and rng.random() < cfg["lazy_share"] else canonical[i]
+                examples.append((prompts[i] + reply + [tokenizer.eos_token_id], len(prompts[i])))
+            batches.append(examples)
         return batches
 
     history, steps = [], cfg["steps"]
