@@ -18,6 +18,7 @@ def workdir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("workflow")
     shutil.copy(REPO / "Snakefile", root)
     shutil.copytree(REPO / "workflow", root / "workflow")
+    shutil.copytree(REPO / "envs", root / "envs")
     (root / "config").mkdir()
     shutil.copy(REPO / "tests" / "e2e" / "config.yaml", root / "config" / "config.yaml")
     done = subprocess.run([*SNAKEMAKE, "--cores", "2", "--quiet", "rules"], cwd=root, capture_output=True, text=True)
