@@ -199,7 +199,7 @@ def train(
         fitness_on = full_train
         if cfg.prompts_per_iteration is not None:
             picked = sorted(prompt_rng.sample(range(train_rows.height), cfg.prompts_per_iteration))
-            fitness_on = GreedyScorer(tokenizer, train_rows[picked], scorer, max_new_tokens, cfg.generation_batch_size)
+            fitness_on = full_train.subset(picked)
 
         members = draws(cfg, seed, t)
         fitness, tokens = [], 0

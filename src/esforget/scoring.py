@@ -43,9 +43,19 @@ class GreedyScorer:
     ):
         self.tokenizer, self.rows, self.scorer = tokenizer, rows, scorer
         self.max_new_tokens = max_new_tokens
-        ids = chat_prompt_ids(tokenizer, rows["prompt"].to_list())
-        self.batches = make_batches(ids, tokenizer.pad_token_id, batch_size, device)
+        self.batch_size, self.device = batch_size, device
+        self.prompt_ids = chat_prompt_ids(tokenizer, rows["prompt"].to_list())
+        self.batches = make_batches(self.prompt_ids, tokenizer.pad_token_id, batch_size, device)
         self.stop_ids = [tokenizer.eos_token_id]
+
+    def subset(self, indices: list[int]) -> "GreedyScorer":
+        """A scorer on some of these prompts, reusing their token ids (no re-tokenising)."""
+        part = object.__new__(GreedyScorer)
+        part.__dict__.update(self.__dict__)
+        part.rows = self.rows[indices]
+        part.prompt_ids = [self.prompt_ids[i] for i in indices]
+        part.batches = make_batches(part.prompt_ids, self.tokenizer.pad_token_id, self.batch_size, self.device)
+        return part
 
     def __call__(self, model: PreTrainedModel) -> Scored:
         completions = greedy_all(model, self.batches, self.max_new_tokens, self.stop_ids)
