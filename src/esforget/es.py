@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +32,8 @@ import torch
 from tqdm import tqdm
 
 from esforget.checkpoints import checkpoint_name
-from esforget.io import write_json, write_parquet
+from esforget.distributed import Group
+from esforget.io import atomic_path, read_json, write_json, write_parquet
 from esforget.models import load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
 
@@ -135,7 +138,7 @@ class Weights:
     @torch.no_grad()
     def perturb(self, seed: int, sign: float, sigma: float) -> None:
         for j, (p, m) in enumerate(zip(self.params, self.master)):
-            p.copy_(m + (sign * sigma) * noise(m.shape, seed, j, self.noise_mode))
+            p.copy_(m + (sign * sigma) * noise(m.shape, seed, j, self.noise_mode).to(m.device))
 
     @torch.no_grad()
     def restore(self) -> None:
@@ -151,7 +154,7 @@ class Weights:
             step = torch.zeros_like(m)
             for (seed, sign), zi in zip(members, z.tolist()):
                 if zi != 0.0:
-                    step.add_(noise(m.shape, seed, j, self.noise_mode), alpha=sign * zi)
+                    step.add_(noise(m.shape, seed, j, self.noise_mode).to(m.device), alpha=sign * zi)
             step.mul_(scale)
             m.add_(step)
             squared += float(step.square().sum())
@@ -162,7 +165,87 @@ class Weights:
         return math.sqrt(sum(float((m - r).square().sum()) for m, r in zip(self.master, reference)))
 
 
+# --- resumable state ------------------------------------------------------------------------
+#
+# A run works in `<run>/partial/`, which no Snakemake rule declares: Snakemake deletes a job's
+# declared outputs before rerunning it, and this folder must survive a killed job. It holds
+# the checkpoints written so far and, at each checkpoint, the state needed to continue: the
+# fp32 master θ (the checkpoint itself may be bf16/fp16), the metrics rows so far and the
+# config they belong to. Nothing else is needed: noise and prompt batches derive from
+# (seed, iteration). When the run ends, its checkpoints move into the declared output.
+
+
+def partial_dir(out: Path) -> Path:
+    return out / "partial"
+
+
+def _state_dir(work: Path, t: int) -> Path:
+    return work / "state" / checkpoint_name(t)
+
+
+def save_state(work: Path, t: int, weights: Weights, rows: list[dict], fingerprint: dict) -> None:
+    """Write the state after iteration t atomically, then drop older states."""
+    from safetensors.torch import save_file
+
+    final = _state_dir(work, t)
+    with atomic_path(final, directory=True) as tmp:
+        save_file({str(j): m for j, m in enumerate(weights.master)}, str(tmp / "master.safetensors"))
+        pl.DataFrame(rows, schema_overrides=METRIC_TYPES).write_parquet(tmp / "metrics.parquet")
+        write_json({"iteration": t, "config": fingerprint}, tmp / "state.json")
+    for older in final.parent.iterdir():
+        if older != final:
+            shutil.rmtree(older)
+
+
+def load_state(work: Path, weights: Weights, fingerprint: dict) -> tuple[int, list[dict]]:
+    """Resume from the newest complete state: (last iteration done, metrics rows so far).
+
+    A state written for another config is not resumed (the run starts over), and checkpoints
+    newer than the state (written just before a kill) are dropped: the run remakes them.
+    """
+    from safetensors.torch import load_file
+
+    states = sorted((work / "state").glob("step??????")) if (work / "state").is_dir() else []
+    if not states:
+        return 0, []
+    state = read_json(states[-1] / "state.json")
+    if state["config"] != fingerprint:
+        log.warning("ignoring %s: it was written for another config; starting over", work)
+        shutil.rmtree(work)
+        return 0, []
+    t = state["iteration"]
+    master = load_file(str(states[-1] / "master.safetensors"))
+    for j, m in enumerate(weights.master):
+        m.copy_(master[str(j)])
+    weights.restore()
+    for child in (work / "checkpoints").glob("step??????"):
+        if int(child.name[4:]) > t:
+            shutil.rmtree(child)
+    log.info("resuming from iteration %d (%s)", t, states[-1])
+    return t, pl.read_parquet(states[-1] / "metrics.parquet").to_dicts()
+
+
+def publish(work: Path, out: Path, rows: list[dict], fingerprint: dict) -> pl.DataFrame:
+    """Move the finished run's checkpoints into the declared outputs; remove the work folder."""
+    metrics = pl.DataFrame(rows, schema_overrides=METRIC_TYPES)
+    final = out / "checkpoints"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(work / "checkpoints", final)
+    write_json(fingerprint, out / "run_config.json")
+    write_parquet(metrics, out / "metrics.parquet")  # last: the rule's completion marker
+    shutil.rmtree(work)
+    return metrics
+
+
 # --- the loop --------------------------------------------------------------------------------
+
+METRIC_TYPES = {"val/accuracy": pl.Float64}
+
+
+def prompt_batch(seed: int, iteration: int, available: int, k: int) -> list[int]:
+    """The k training prompts of one iteration, drawn afresh from (seed, iteration)."""
+    return sorted(random.Random(member_seed(seed, iteration, -1)).sample(range(available), k))
 
 
 def train(
@@ -176,64 +259,76 @@ def train(
     out_dir: str | Path,
     threads: int = 1,
 ) -> pl.DataFrame:
-    """Run ES from the base model; write checkpoints and `metrics.parquet` into `out_dir`."""
+    """Run ES from the base model; write checkpoints and `metrics.parquet` into `out_dir`.
+
+    Launched by `torchrun`, the population is split over its processes (see
+    `esforget.distributed`); every process ends with the same weights, rank 0 writes.
+    A killed run started again continues from its last checkpoint.
+    """
     out = Path(out_dir)
-    # -- seeding: everything random below derives from `seed` --
+    work = partial_dir(out)
+    group = Group.from_env()
+    # -- seeding: everything random below derives from `seed` and the iteration --
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    prompt_rng = random.Random(seed)
+    fingerprint = {"algorithm": "es", "seed": seed, "base": str(base_dir), **asdict(cfg)}
 
-    model = load_model(base_dir, cfg.dtype)
+    model = load_model(base_dir, cfg.dtype, group.device)
     tokenizer = load_tokenizer(base_dir)
     weights = Weights(model, cfg.noise)
     theta0 = [m.clone() for m in weights.master]
-    full_train = GreedyScorer(tokenizer, train_rows, scorer, max_new_tokens, cfg.generation_batch_size)
+    full_train = GreedyScorer(tokenizer, train_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device)
     if cfg.validation_size is not None:
         validation_rows = validation_rows.head(cfg.validation_size)
-    validate = GreedyScorer(tokenizer, validation_rows, scorer, max_new_tokens, cfg.generation_batch_size)
+    validate = GreedyScorer(tokenizer, validation_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device)
 
-    rows = []
-    progress = tqdm(range(1, cfg.iterations + 1), desc="ES", unit="it", mininterval=5)
+    done, rows = load_state(work, weights, fingerprint)
+    group.barrier()  # no rank may start before rank 0 has cleaned up a stale work folder
+    progress = tqdm(range(done + 1, cfg.iterations + 1), desc="ES", unit="it", mininterval=5,
+                    initial=done, total=cfg.iterations, disable=not group.is_main)
     for t in progress:
         started = time.perf_counter()
         fitness_on = full_train
         if cfg.prompts_per_iteration is not None:
-            picked = sorted(prompt_rng.sample(range(train_rows.height), cfg.prompts_per_iteration))
-            fitness_on = full_train.subset(picked)
+            fitness_on = full_train.subset(prompt_batch(seed, t, train_rows.height, cfg.prompts_per_iteration))
 
+        # -- score this rank's members; only the scalars are shared --
         members = draws(cfg, seed, t)
-        fitness, tokens = [], 0
-        for member_noise, sign in members:
+        fitness = torch.zeros(len(members), dtype=torch.float64)
+        tokens = torch.zeros(len(members), dtype=torch.float64)
+        for i in group.mine(len(members)):
+            member_noise, sign = members[i]
             weights.perturb(member_noise, sign, cfg.sigma)
             scored = fitness_on(model)
-            fitness.append(scored.mean_reward)
-            tokens += scored.generated_tokens
+            fitness[i], tokens[i] = scored.mean_reward, scored.generated_tokens
         weights.restore()
+        fitness, tokens = group.sum(fitness), group.sum(tokens)
 
-        f = torch.tensor(fitness, dtype=torch.float64)
-        z = shape_fitness(f, cfg.fitness_shaping)
+        # -- the update, identical on every rank --
+        z = shape_fitness(fitness, cfg.fitness_shaping)
         step_norm = weights.update(members, z, cfg.alpha)
 
         row = {
             "step": t,
-            "fitness/mean": float(f.mean()),
-            "fitness/std": float(f.std(unbiased=False)),
-            "fitness/max": float(f.max()),
+            "fitness/mean": float(fitness.mean()),
+            "fitness/std": float(fitness.std(unbiased=False)),
+            "fitness/max": float(fitness.max()),
             "update/step_norm": step_norm,
             "update/total_norm": weights.distance_from(theta0),
             "perf/seconds": time.perf_counter() - started,
-            "perf/generated_tokens": tokens,
+            "perf/generated_tokens": int(tokens.sum()),
             "val/accuracy": None,
         }
-        if t % cfg.validate_every == 0 or t == cfg.iterations:
+        if group.is_main and (t % cfg.validate_every == 0 or t == cfg.iterations):
             row["val/accuracy"] = validate(model).accuracy
-        if t % cfg.checkpoint_every == 0 or t == cfg.iterations:
-            save_model(model, tokenizer, out / "checkpoints" / checkpoint_name(t))
         rows.append(row)
+        if group.is_main and (t % cfg.checkpoint_every == 0 or t == cfg.iterations):
+            save_model(model, tokenizer, work / "checkpoints" / checkpoint_name(t))
+            save_state(work, t, weights, rows, fingerprint)
         progress.set_postfix(fitness=f"{row['fitness/mean']:.3f}", val=row["val/accuracy"])
         log.info("iteration %d %s", t, row)
 
-    metrics = pl.DataFrame(rows, schema_overrides={"val/accuracy": pl.Float64})
-    write_parquet(metrics, out / "metrics.parquet")
-    write_json({"algorithm": "es", "seed": seed, **asdict(cfg)}, out / "run_config.json")
+    group.barrier()
+    metrics = publish(work, out, rows, fingerprint) if group.is_main else pl.DataFrame(rows)
+    group.close()
     return metrics

@@ -108,8 +108,10 @@ def collate(examples, pad_id: int, answer_weight: float):
     return ids, weights
 
 
-def train_steps(model, batches, lr: float, pad_id: int, answer_weight: float, desc: str) -> list[float]:
+def train_steps(model, batches, lr: float, final_lr: float, pad_id: int, answer_weight: float, desc: str) -> list[float]:
+    """AdamW over `batches` with the learning rate annealed from `lr` to `final_lr` (cosine)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(batches), eta_min=final_lr)
     model.train()
     losses = []
     for examples in tqdm(batches, desc=desc, mininterval=5):
@@ -122,6 +124,7 @@ def train_steps(model, batches, lr: float, pad_id: int, answer_weight: float, de
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        schedule.step()
         losses.append(loss.item())
     model.eval()
     return losses
@@ -168,7 +171,7 @@ def pretrain(spec: dict, tasks: dict[str, dict], seed: int) -> tuple[LlamaForCau
     history, steps = [], cfg["steps"]
     for round_ in range(cfg["max_extra_rounds"] + 1):
         started = time.perf_counter()
-        losses = train_steps(model, sample_batches(steps), cfg["lr"], tokenizer.pad_token_id, cfg["answer_weight"], f"pretrain round {round_}")
+        losses = train_steps(model, sample_batches(steps), cfg["lr"], cfg["final_lr"], tokenizer.pad_token_id, cfg["answer_weight"], f"pretrain round {round_}")
         accuracy = {name: check(model).accuracy for name, check in checks.items()}
         record = {"round": round_, "steps": steps, "final_loss": sum(losses[-20:]) / len(losses[-20:]),
                   "seconds": time.perf_counter() - started, **{f"val/{k}": v for k, v in accuracy.items()}}

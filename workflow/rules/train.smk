@@ -19,7 +19,7 @@ rule train_es:
     params:
         method=lambda wc: METHODS[wc.method],
         task=lambda wc: TASKS[wc.task],
-    threads: config["threads"]["train"]
+    threads: config["threads"]["train_es"]
     conda:
         "../../envs/esforget.yaml"
     script:
@@ -43,7 +43,7 @@ rule train_grpo:
     params:
         method=lambda wc: METHODS[wc.method],
         task=lambda wc: TASKS[wc.task],
-    threads: config["threads"]["train"]
+    threads: config["threads"]["train_grpo"]
     conda:
         "../../envs/esforget.yaml"
     script:

@@ -1,0 +1,60 @@
+"""The process group ES members are spread over: one process, or `torchrun`'s N processes.
+
+Only scalars cross processes (each member's fitness and token count), so gloo on CPU and NCCL
+on GPU both serve; every rank then applies the identical update from the same seeds. Without
+`torchrun` (no WORLD_SIZE in the environment) everything runs in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Group:
+    rank: int
+    world: int
+    device: str
+
+    @classmethod
+    def from_env(cls) -> "Group":
+        """Join the group `torchrun` describes in the environment, or a group of one."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        cuda = torch.cuda.is_available()
+        if world == 1:
+            return cls(rank=0, world=1, device="cuda" if cuda else "cpu")
+        local_rank = int(os.environ["LOCAL_RANK"])
+        if cuda:
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+        return cls(rank=dist.get_rank(), world=dist.get_world_size(), device=f"cuda:{local_rank}" if cuda else "cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def mine(self, count: int) -> range:
+        """Indices of the members this rank scores (round robin, so ranks finish together)."""
+        return range(self.rank, count, self.world)
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum over ranks; each rank fills only its own members' slots, so the
+        sum is an exact gather (adding zeros rounds nothing)."""
+        if self.world == 1:
+            return values
+        # NCCL reduces device tensors only; float64 keeps the gathered fitness exact.
+        reduced = values.to(self.device)
+        dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+        return reduced.cpu()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()

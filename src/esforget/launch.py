@@ -1,0 +1,58 @@
+"""Start a training job in this process, or as a `torchrun` process group.
+
+ES spreads its population over processes (`esforget.distributed`). The rule calls `run` with
+the number of processes it was given (its CPU threads, one per process, or the GPUs it sees);
+with more than one, the job's arguments go to a JSON file and `torchrun` starts this module
+once per process: `python -m torch.distributed.run --nproc-per-node P -m esforget.launch JOB`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from esforget import methods
+from esforget.io import read_json, read_parquet, write_json
+
+
+def train(job: dict) -> None:
+    """Run one job described by plain values (paths, not frames), as `run` writes it."""
+    methods.train(
+        job["method_name"],
+        job["method"],
+        base_dir=job["base_dir"],
+        train_rows=read_parquet(job["train"]),
+        validation_rows=read_parquet(job["validation"]),
+        scorer=job["scorer"],
+        max_new_tokens=job["max_new_tokens"],
+        seed=job["seed"],
+        out_dir=job["out_dir"],
+        threads=job["threads"],
+    )
+
+
+def run(job: dict, processes: int) -> None:
+    """Train in this process, or in `processes` processes under torchrun (ES only)."""
+    if processes == 1 or job["method"]["algorithm"] != "es":
+        train(job)
+        return
+    spec = Path(job["out_dir"]) / "launch.json"
+    write_json({**job, "threads": 1}, spec)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+               "-m", "esforget.launch", str(spec)]
+    try:
+        # The children write where this job's log goes (sys.stdout is the log file here).
+        subprocess.run(command, check=True, stdout=sys.stdout, stderr=sys.stderr)
+    finally:
+        spec.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    # Every rank computes the same metrics; only rank 0 reports them.
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s rank{rank} %(name)s %(levelname)s %(message)s")
+    train(read_json(sys.argv[1]))
