@@ -1,0 +1,193 @@
+"""Seconds per ES iteration: this project's loop against the loop a first implementation writes.
+
+    python benchmarks/es_iteration.py                    # tiny model and SmolLM2-135M
+    python benchmarks/es_iteration.py --models tiny --population 8 --prompts 16
+
+An iteration is N members × (perturb → greedy replies to the iteration's prompts → score →
+restore) and one update. Two implementations, each in its own process (so that peak RSS is
+its own), on the same weights, prompts and seeds:
+
+* `esforget`: `esforget.es` — prompts tokenised and left-padded once, a hand-written greedy
+  loop with KV cache that stops when every row has emitted EOS, noise regenerated per tensor.
+* `naive`: what one writes first — per member, add noise in place, `tokenizer(...)` and
+  `model.generate(do_sample=False)` per prompt batch, decode, subtract the same noise.
+
+Printed per model and implementation: seconds per iteration, members/s, generated tokens/s,
+the share of the iteration spent outside generation (perturb, restore, update, scoring) and
+peak RSS. The floor of an iteration is the time of its N generations; the overhead share says
+how far from it the rest of the loop keeps us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+MODELS = ("tiny", "smollm2")
+
+
+def load(name: str):
+    """(model, tokenizer, prompt style, max new tokens) of a benchmark model."""
+    from esforget import tiny_model
+    from esforget.base_model import _smollm2_folder
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if name == "tiny":
+        pretrained = Path("results/tiny/base/model")
+        if pretrained.is_dir():  # the default profile's base, if the pipeline has run
+            from esforget.models import load_model, load_tokenizer
+
+            return load_model(pretrained), load_tokenizer(pretrained), "compact", 24
+        tokenizer = tiny_model.build_tokenizer()
+        arch = {"hidden_size": 96, "intermediate_size": 256, "layers": 3, "heads": 4, "max_positions": 256}
+        return tiny_model.build_model(arch, tokenizer, seed=0).eval(), tokenizer, "compact", 24
+    folder, gguf = _smollm2_folder(), "SmolLM2-135M-Instruct-Q8_0.gguf"
+    candidates = sorted(p.name for p in folder.glob("*.gguf"))
+    gguf = gguf if gguf in candidates else candidates[0]
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, "paper", 64
+
+
+def prompts(style: str, count: int):
+    from esforget.tasks.sources import build_splits
+
+    source = {"kind": "countdown_generator", "count": 3, "number_range": [1, 12], "ops": ["+", "-"],
+              "target_range": [1, 100], "prompt_style": style}
+    return build_splits(source, {"train": count, "validation": 1, "test": 1}, seed=0)["train"]
+
+
+def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size) -> dict:
+    from esforget import es
+    from esforget.scoring import GreedyScorer
+
+    cfg = es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4)
+    weights = es.Weights(model, cfg.noise)
+    scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size)
+    generating = tokens = 0.0
+    started = time.perf_counter()
+    for t in range(1, iterations + 1):
+        members = es.draws(cfg, 0, t)
+        fitness = []
+        for seed, sign in members:
+            weights.perturb(seed, sign, cfg.sigma)
+            g = time.perf_counter()
+            scored = scorer(model)
+            generating += time.perf_counter() - g
+            tokens += scored.generated_tokens
+            fitness.append(scored.mean_reward)
+        weights.restore()
+        weights.update(members, es.shape_fitness(torch.tensor(fitness, dtype=torch.float64), "zscore"), cfg.alpha)
+    return {"seconds": time.perf_counter() - started, "generating": generating, "tokens": tokens}
+
+
+@torch.no_grad()
+def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size) -> dict:
+    from esforget.tasks import score_replies
+
+    sigma, alpha = 1e-3, 5e-4
+    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+             for p in rows["prompt"]]
+    tokenizer.padding_side = "left"
+    params = list(model.parameters())
+
+    def add_noise(seed: int, scale: float):
+        gen = torch.Generator().manual_seed(seed)
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=gen), alpha=scale)
+
+    generating = tokens = 0.0
+    started = time.perf_counter()
+    for t in range(iterations):
+        seeds = [t * population + i for i in range(population)]
+        fitness = []
+        for seed in seeds:
+            add_noise(seed, sigma)
+            g = time.perf_counter()
+            replies = []
+            for i in range(0, len(texts), batch_size):
+                batch = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+                out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                                     pad_token_id=tokenizer.pad_token_id)
+                new = out[:, batch["input_ids"].shape[1] :]
+                tokens += int((new != tokenizer.pad_token_id).sum())
+                replies += tokenizer.batch_decode(new, skip_special_tokens=True)
+            generating += time.perf_counter() - g
+            rewards = score_replies("countdown", replies, rows)
+            fitness.append(sum(rewards) / len(rewards))
+            add_noise(seed, -sigma)
+        f = torch.tensor(fitness)
+        z = (f - f.mean()) / (f.std() + 1e-8)
+        for seed, zi in zip(seeds, z.tolist()):
+            add_noise(seed, alpha / population * zi)
+    return {"seconds": time.perf_counter() - started, "generating": generating, "tokens": tokens}
+
+
+def measure(args) -> dict:
+    """One (model, implementation) in this process; prints one JSON line."""
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    model, tokenizer, style, max_new_tokens = load(args.model)
+    rows = prompts(style, args.prompts)
+    run = run_esforget if args.implementation == "esforget" else run_naive
+    run(model, tokenizer, rows, max_new_tokens, 2, 1, args.batch_size)  # warm-up
+    result = run(model, tokenizer, rows, max_new_tokens, args.population, args.iterations, args.batch_size)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {**result, "peak_rss_mib": peak_mib, "params": sum(p.numel() for p in model.parameters())}
+
+
+def table(rows: list[dict]) -> str:
+    head = ("model", "implementation", "params", "s/iteration", "members/s", "tokens/s", "outside generation", "peak RSS MiB")
+    lines = [" | ".join(head), " | ".join("---" for _ in head)]
+    for r in rows:
+        per_it = r["seconds"] / r["iterations"]
+        lines.append(" | ".join([
+            r["model"], r["implementation"], f"{r['params'] / 1e6:.2f} M", f"{per_it:.2f}",
+            f"{r['population'] / per_it:.1f}", f"{r['tokens'] / r['seconds']:.0f}",
+            f"{1 - r['generating'] / r['seconds']:.1%}", f"{r['peak_rss_mib']:.0f}",
+        ]))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--population", type=int, default=8, help="N members per iteration")
+    parser.add_argument("--prompts", type=int, default=32, help="training prompts scored per member")
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32, help="prompts decoded together")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--implementation", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.model:  # a child: measure one pair
+        print(json.dumps(measure(args)))
+        return
+    results = []
+    for model in args.models:
+        for implementation in ("esforget", "naive"):
+            child = [sys.executable, __file__, "--model", model, "--implementation", implementation,
+                     *[f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
+                       ("population", "prompts", "iterations", "batch_size", "threads")]]
+            done = subprocess.run(child, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"{model}/{implementation} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+                continue
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            results.append({"model": model, "implementation": implementation, "population": args.population,
+                            "iterations": args.iterations, **measured})
+            print(f"measured {model}/{implementation}", file=sys.stderr)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Whole ES runs: a killed run resumes to the weights of an uninterrupted one, and a run split
+over two processes ends with the weights of a run in one."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+import torch
+
+from esforget import launch
+from esforget.io import write_json, write_parquet
+from esforget.models import load_model
+from esforget.tasks.sources import build_splits
+
+ITERATIONS = 24
+
+
+@pytest.fixture()
+def job(micro_model_dir, tmp_path):
+    """An ES job on a random micro model: large σ so that members' greedy replies differ."""
+    source = {"kind": "countdown_generator", "count": 3, "number_range": [1, 9], "ops": ["+", "*"],
+              "target_range": [1, 100], "prompt_style": "compact"}
+    data = build_splits(source, {"train": 32, "validation": 8, "test": 8}, seed=0)
+    for split in ("train", "validation"):
+        write_parquet(data[split], tmp_path / f"{split}.parquet")
+    method = {"algorithm": "es", "iterations": ITERATIONS, "population_size": 6, "sigma": 0.5, "alpha": 0.05,
+              "prompts_per_iteration": 8, "checkpoint_every": 3, "validate_every": 6}
+    return {"method_name": "es", "method": method, "base_dir": str(micro_model_dir),
+            "train": str(tmp_path / "train.parquet"), "validation": str(tmp_path / "validation.parquet"),
+            "scorer": "countdown", "max_new_tokens": 8, "seed": 7, "threads": 1}
+
+
+def finished(out_dir):
+    """(metrics without wall-clock columns, final weights) of a completed run."""
+    metrics = pl.read_parquet(out_dir / "metrics.parquet").drop("perf/seconds")
+    model = load_model(out_dir / "checkpoints" / f"step{ITERATIONS:06d}")
+    return metrics, [p.detach() for p in model.parameters()]
+
+
+def assert_same_run(a, b, base_dir):
+    (metrics_a, weights_a), (metrics_b, weights_b) = a, b
+    assert metrics_a.equals(metrics_b)
+    assert all(torch.equal(p, q) for p, q in zip(weights_a, weights_b))
+    # Not vacuous: members scored differently and the weights moved away from the base.
+    assert metrics_a["fitness/std"].max() > 0
+    base = [p.detach() for p in load_model(base_dir).parameters()]
+    assert any(not torch.equal(p, q) for p, q in zip(weights_a, base))
+
+
+def kill_after_first_state(job, out, tmp_path):
+    """Start the job in a child process and SIGKILL it once it has saved a resumable state."""
+    spec = tmp_path / f"{out.name}.json"
+    write_json({**job, "out_dir": str(out)}, spec)
+    child = subprocess.Popen([sys.executable, "-m", "esforget.launch", str(spec)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "partial" / "state"
+    deadline = time.monotonic() + 120
+    while not (state.is_dir() and any(state.glob("step??????"))) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert child.poll() is None, "the run ended before it could be killed; make it longer"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert not (out / "metrics.parquet").exists()
+
+
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path):
+    launch.train({**job, "out_dir": str(tmp_path / "whole")})
+    out = tmp_path / "killed"
+    kill_after_first_state(job, out, tmp_path)
+
+    launch.train({**job, "out_dir": str(out)})  # what Snakemake's rerun does
+
+    assert_same_run(finished(tmp_path / "whole"), finished(out), job["base_dir"])
+    assert not (out / "partial").exists()
+
+
+def test_a_state_left_by_another_config_is_not_resumed(job, tmp_path):
+    launch.train({**job, "out_dir": str(tmp_path / "whole")})
+    out = tmp_path / "changed"
+    kill_after_first_state({**job, "method": {**job["method"], "sigma": 0.4}}, out, tmp_path)
+
+    launch.train({**job, "out_dir": str(out)})  # σ changed in the config before the rerun
+
+    assert_same_run(finished(tmp_path / "whole"), finished(out), job["base_dir"])
+
+
+@pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
+def test_two_processes_give_the_weights_of_one(job, tmp_path):
+    launch.run({**job, "out_dir": str(tmp_path / "one")}, processes=1)
+    launch.run({**job, "out_dir": str(tmp_path / "two")}, processes=2)
+    assert_same_run(finished(tmp_path / "one"), finished(tmp_path / "two"), job["base_dir"])
