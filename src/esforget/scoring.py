@@ -29,6 +29,15 @@ class Scored:
         return sum(self.rewards) / len(self.rewards)
 
 
+def stop_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> list[int]:
+    """Tokens that end a reply: the tokenizer's EOS and every EOS of the model's generation
+    config (chat models end a turn with their own token, e.g. SmolLM2's <|im_end|>)."""
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids.update(configured if isinstance(configured, list) else [configured])
+    return sorted(i for i in ids if i is not None)
+
+
 class GreedyScorer:
     """Tokenises and pads a task's prompts once; scores any model on them many times."""
 
@@ -46,7 +55,6 @@ class GreedyScorer:
         self.batch_size, self.device = batch_size, device
         self.prompt_ids = chat_prompt_ids(tokenizer, rows["prompt"].to_list())
         self.batches = make_batches(self.prompt_ids, tokenizer.pad_token_id, batch_size, device)
-        self.stop_ids = [tokenizer.eos_token_id]
 
     def subset(self, indices: list[int]) -> "GreedyScorer":
         """A scorer on some of these prompts, reusing their token ids (no re-tokenising)."""
@@ -58,7 +66,7 @@ class GreedyScorer:
         return part
 
     def __call__(self, model: PreTrainedModel) -> Scored:
-        completions = greedy_all(model, self.batches, self.max_new_tokens, self.stop_ids)
+        completions = greedy_all(model, self.batches, self.max_new_tokens, stop_ids(self.tokenizer, model))
         replies = self.tokenizer.batch_decode(completions, skip_special_tokens=True)
         rewards = score_replies(self.scorer, replies, self.rows)
         threshold = correct_threshold(self.scorer)
