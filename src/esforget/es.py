@@ -175,6 +175,9 @@ class Weights:
 # (seed, iteration). When the run ends, its checkpoints move into the declared output.
 
 
+METRIC_TYPES = {"val/accuracy": pl.Float64}  # null except at validation iterations
+
+
 def partial_dir(out: Path) -> Path:
     return out / "partial"
 
@@ -239,8 +242,6 @@ def publish(work: Path, out: Path, rows: list[dict], fingerprint: dict) -> pl.Da
 
 
 # --- the loop --------------------------------------------------------------------------------
-
-METRIC_TYPES = {"val/accuracy": pl.Float64}
 
 
 def prompt_batch(seed: int, iteration: int, available: int, k: int) -> list[int]:
@@ -329,6 +330,6 @@ def train(
         log.info("iteration %d %s", t, row)
 
     group.barrier()
-    metrics = publish(work, out, rows, fingerprint) if group.is_main else pl.DataFrame(rows)
+    metrics = publish(work, out, rows, fingerprint) if group.is_main else pl.DataFrame(rows, schema_overrides=METRIC_TYPES)
     group.close()
     return metrics
