@@ -6,11 +6,13 @@ import torch
 
 from esforget import es
 from esforget.models import load_model
+from esforget.weight_diff import diff_checkpoint, summarise
 
 
-def test_update_matches_the_formula_recomputed_explicitly(micro_model_dir):
+@pytest.mark.parametrize("master_copy", [True, False])
+def test_update_matches_the_formula_recomputed_explicitly(micro_model_dir, master_copy):
     model = load_model(micro_model_dir)
-    weights = es.Weights(model, noise_mode="independent")
+    weights = es.Weights(model, noise_mode="independent", master_copy=master_copy)
     before = [m.clone() for m in weights.master]
     cfg = es.ESConfig(population_size=6, alpha=0.01)
     members = es.draws(cfg, run_seed=3, iteration=1)
@@ -35,6 +37,20 @@ def test_perturb_then_restore_gives_back_the_exact_weights(micro_model_dir):
     assert not torch.equal(next(model.parameters()), original[0])
     weights.restore()
     assert all(torch.equal(p, o) for p, o in zip(model.parameters(), original))
+
+
+def test_without_a_master_copy_theta_is_the_model_and_a_restore_is_off_by_at_most_rounding(micro_model_dir):
+    model = load_model(micro_model_dir)
+    weights = es.Weights(model, noise_mode="independent", master_copy=False)
+    assert all(m is p for m, p in zip(weights.master, model.parameters()))  # no second copy
+    original = [p.detach().clone() for p in model.parameters()]
+    sigma = 0.1
+    weights.perturb(seed=123, sign=1.0, sigma=sigma)
+    weights.restore()
+    for j, (p, o) in enumerate(zip(model.parameters(), original)):
+        perturbed = o + sigma * es.noise(o.shape, 123, j, "independent")
+        one_step = torch.finfo(torch.float32).eps * (o.abs() + perturbed.abs())  # (o + σε) − σε rounds twice
+        assert bool(((p - o).abs() <= one_step).all())
 
 
 def test_noise_streams():
@@ -65,6 +81,8 @@ def test_bad_config_is_refused_with_the_value():
         es.ESConfig(population_size=5, mirrored=True)
     with pytest.raises(ValueError, match="'median'"):
         es.ESConfig(fitness_shaping="median")
+    with pytest.raises(ValueError, match="master_copy=False with dtype='bfloat16'"):
+        es.ESConfig(master_copy=False, dtype="bfloat16")
 
 
 def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_path):
@@ -84,6 +102,9 @@ def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_pa
     assert m1.drop("perf/seconds").equals(m2.drop("perf/seconds"))
     assert all(torch.equal(p, q) for p, q in zip(model1.parameters(), model2.parameters()))
     base = load_model(micro_model_dir)
+    # ‖θ_t − θ_0‖ logged during training is the norm the weight analysis finds afterwards.
+    analysed = summarise(diff_checkpoint(micro_model_dir, tmp_path / "a" / "checkpoints" / "step000003", []), [])
+    assert m1["update/total_norm"][-1] == pytest.approx(analysed["fro_norm"], rel=1e-5)
     assert m1["update/total_norm"][-1] > 0
     assert any(not torch.equal(p, q) for p, q in zip(model1.parameters(), base.parameters()))
     assert m1.columns[:4] == ["step", "fitness/mean", "fitness/std", "fitness/max"]

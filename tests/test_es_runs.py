@@ -67,7 +67,9 @@ def kill_after_first_state(job, out, tmp_path):
     assert not (out / "metrics.parquet").exists()
 
 
-def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path):
+@pytest.mark.parametrize("master_copy", [True, False])
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path, master_copy):
+    job = {**job, "method": {**job["method"], "master_copy": master_copy}}
     launch.train({**job, "out_dir": str(tmp_path / "whole")})
     out = tmp_path / "killed"
     kill_after_first_state(job, out, tmp_path)

@@ -1,7 +1,9 @@
 """The process group ES members are spread over: one process, or `torchrun`'s N processes.
 
 Only scalars cross processes (each member's fitness and token count), so gloo on CPU and NCCL
-on GPU both serve; every rank then applies the identical update from the same seeds. Without
+on GPU both serve; every rank then applies the identical update from the same seeds. (ES
+without a master copy is the exception: in-place restores round differently on each rank,
+so rank 0's weights are broadcast after every update.) Without
 `torchrun` (no WORLD_SIZE in the environment) everything runs in this process.
 """
 
@@ -50,6 +52,12 @@ class Group:
         reduced = values.to(self.device)
         dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
         return reduced.cpu()
+
+    def broadcast(self, tensors: list[torch.Tensor]) -> None:
+        """Overwrite every rank's `tensors` with rank 0's (in place)."""
+        if self.world > 1:
+            for tensor in tensors:
+                dist.broadcast(tensor, src=0)
 
     def barrier(self) -> None:
         if self.world > 1:

@@ -10,9 +10,12 @@ One iteration t, for a population of N members:
     shape fitnesses:   zᵢ = (Fᵢ − mean F) / std F      (or centred ranks)
     update:            θ ← θ + (α / N) Σᵢ zᵢ εᵢ
 Noise is never stored: each εᵢ is regenerated tensor by tensor from its seed to perturb and
-again to update. The weights being updated are an fp32 master copy, so that α/N·zᵢ·εᵢ —
-far below the resolution of bf16/fp16 — accumulates instead of rounding away; the model
-used for generation holds the master cast to the configured dtype.
+again to update. By default the weights being updated are an fp32 master copy, so that
+α/N·zᵢ·εᵢ — far below the resolution of bf16/fp16 — accumulates instead of rounding away
+and every restore is exact; the model used for generation holds the master cast to the
+configured dtype. With `master_copy: false` (fp32 only) the model's own parameters are θ,
+perturbed and restored in place as the authors' code does: one copy of the model in memory,
+at the price of one rounding step per weight per restore (see `ESConfig.master_copy`).
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ from pathlib import Path
 
 import polars as pl
 import torch
+from safetensors import safe_open
 from tqdm import tqdm
 
 from esforget.checkpoints import checkpoint_name
 from esforget.distributed import Group
 from esforget.io import atomic_path, read_json, write_json, write_parquet
-from esforget.models import load_model, load_tokenizer, save_model
+from esforget.models import DTYPES, load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
+from esforget.weight_diff import tensor_files
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,12 @@ class ESConfig:
     """Fresh random batch of k training prompts each iteration; null = the full set (paper)."""
     dtype: str = "float32"
     """Precision of the weights being perturbed: float32, bfloat16 or float16 (paper: fp16)."""
+    master_copy: bool = True
+    """Keep θ as a separate fp32 master: restores are exact, updates accumulate in fp32 whatever
+    `dtype`, and runs are bit-identical across process counts and resumes; costs one more fp32
+    copy of the parameters. False (the authors' code, fp32 only): perturb θ in place and restore
+    it by subtracting the regenerated noise; memory is one model plus one noise tensor, but a
+    restore may leave each weight one rounding step off, so results depend on the process count."""
     checkpoint_every: int = 50
     """Save a checkpoint every k iterations (and at the end). PAPER.md: 50."""
     validate_every: int = 10
@@ -80,6 +91,11 @@ class ESConfig:
             raise ValueError(f"noise={self.noise!r}: expected 'independent' or 'paper'")
         if self.mirrored and self.population_size % 2:
             raise ValueError(f"mirrored=True needs an even population_size, got {self.population_size}")
+        if not self.master_copy and self.dtype != "float32":
+            raise ValueError(
+                f"master_copy=False with dtype={self.dtype!r}: in-place updates in {self.dtype} round "
+                "α/N·z·ε away; use dtype 'float32' or keep the master copy"
+            )
         if self.population_size < 2:
             raise ValueError(f"population_size={self.population_size}: fitness shaping needs at least 2")
         if self.checkpoint_every < 1 or self.validate_every < 1:
@@ -128,41 +144,83 @@ def shape_fitness(fitness: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 class Weights:
-    """The fp32 master θ and the model whose parameters hold θ (+ σε) in the working dtype."""
+    """θ and the model whose parameters hold θ (+ σε) in the working dtype.
 
-    def __init__(self, model: torch.nn.Module, noise_mode: str):
+    With a master copy, θ lives apart in fp32 and the model is overwritten from it; without,
+    the model's (fp32) parameters are θ and a perturbation is undone by subtracting it again.
+    """
+
+    def __init__(self, model: torch.nn.Module, noise_mode: str, master_copy: bool = True):
         self.params = [p for p in model.parameters()]  # tied weights appear once
-        self.master = [p.detach().float().clone() for p in self.params]
+        self.names = [name for name, _ in model.named_parameters()]
+        self.master_copy = master_copy
+        self.master = [p.detach().float().clone() for p in self.params] if master_copy else self.params
         self.noise_mode = noise_mode
+        self._applied: tuple[int, float] | None = None  # (seed, signed σ) in place, without a master
 
     @torch.no_grad()
     def perturb(self, seed: int, sign: float, sigma: float) -> None:
+        self.restore()
         for j, (p, m) in enumerate(zip(self.params, self.master)):
-            p.copy_(m + (sign * sigma) * noise(m.shape, seed, j, self.noise_mode).to(m.device))
+            eps = noise(m.shape, seed, j, self.noise_mode).to(m.device)
+            if self.master_copy:
+                p.copy_(m + (sign * sigma) * eps)
+            else:
+                p.add_(eps, alpha=sign * sigma)
+        self._applied = (seed, sign * sigma)
 
     @torch.no_grad()
     def restore(self) -> None:
-        for p, m in zip(self.params, self.master):
-            p.copy_(m)
+        if self._applied is None:
+            return
+        seed, scale = self._applied
+        for j, (p, m) in enumerate(zip(self.params, self.master)):
+            if self.master_copy:
+                p.copy_(m)
+            else:
+                p.sub_(noise(m.shape, seed, j, self.noise_mode).to(m.device), alpha=scale)
+        self._applied = None
 
     @torch.no_grad()
     def update(self, members: list[tuple[int, float]], z: torch.Tensor, alpha: float) -> float:
         """θ += (α/N) Σ zᵢ εᵢ tensor by tensor; returns ‖Δθ‖_F of this update."""
+        self.restore()
         scale = alpha / len(members)
         squared = 0.0
-        for j, m in enumerate(self.master):
+        for j, (p, m) in enumerate(zip(self.params, self.master)):
             step = torch.zeros_like(m)
             for (seed, sign), zi in zip(members, z.tolist()):
                 if zi != 0.0:
                     step.add_(noise(m.shape, seed, j, self.noise_mode).to(m.device), alpha=sign * zi)
             step.mul_(scale)
             m.add_(step)
+            if self.master_copy:
+                p.copy_(m)
             squared += float(step.square().sum())
-        self.restore()
         return math.sqrt(squared)
 
-    def distance_from(self, reference: list[torch.Tensor]) -> float:
-        return math.sqrt(sum(float((m - r).square().sum()) for m, r in zip(self.master, reference)))
+    @torch.no_grad()
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Set θ from a state written by `state_dict` (the model follows)."""
+        self.restore()
+        for p, m, name in zip(self.params, self.master, self.names):
+            m.copy_(tensors[name])
+            p.copy_(m)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: m.detach() for name, m in zip(self.names, self.master)}
+
+    @torch.no_grad()
+    def distance_from(self, files: dict[str, Path], dtype: torch.dtype) -> float:
+        """‖θ − θ₀‖_F with θ₀ streamed tensor by tensor from the base's safetensors `files`
+        (name → file; memory-mapped; rounded to the working dtype as training started), so
+        that no second copy of the model is held for this metric."""
+        squared = 0.0
+        for name, m in zip(self.names, self.master):
+            with safe_open(files[name], framework="pt") as handle:
+                start = handle.get_tensor(name).to(dtype).float().to(m.device)
+            squared += float((m - start).square().sum())
+        return math.sqrt(squared)
 
 
 # --- resumable state ------------------------------------------------------------------------
@@ -192,7 +250,7 @@ def save_state(work: Path, t: int, weights: Weights, rows: list[dict], fingerpri
 
     final = _state_dir(work, t)
     with atomic_path(final, directory=True) as tmp:
-        save_file({str(j): m for j, m in enumerate(weights.master)}, str(tmp / "master.safetensors"))
+        save_file(weights.state_dict(), str(tmp / "theta.safetensors"))
         pl.DataFrame(rows, schema_overrides=METRIC_TYPES).write_parquet(tmp / "metrics.parquet")
         write_json({"iteration": t, "config": fingerprint}, tmp / "state.json")
     for older in final.parent.iterdir():
@@ -217,10 +275,7 @@ def load_state(work: Path, weights: Weights, fingerprint: dict) -> tuple[int, li
         shutil.rmtree(work)
         return 0, []
     t = state["iteration"]
-    master = load_file(str(states[-1] / "master.safetensors"))
-    for j, m in enumerate(weights.master):
-        m.copy_(master[str(j)])
-    weights.restore()
+    weights.load(load_file(str(states[-1] / "theta.safetensors")))
     for child in (work / "checkpoints").glob("step??????"):
         if int(child.name[4:]) > t:
             shutil.rmtree(child)
@@ -276,8 +331,10 @@ def train(
 
     model = load_model(base_dir, cfg.dtype, group.device)
     tokenizer = load_tokenizer(base_dir)
-    weights = Weights(model, cfg.noise)
-    theta0 = [m.clone() for m in weights.master]
+    weights = Weights(model, cfg.noise, cfg.master_copy)
+    base_files = tensor_files(base_dir)
+    if missing := sorted(set(weights.names) - set(base_files))[:3]:
+        raise ValueError(f"{base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")
     full_train = GreedyScorer(tokenizer, train_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device)
     if cfg.validation_size is not None:
         validation_rows = validation_rows.head(cfg.validation_size)
@@ -308,6 +365,8 @@ def train(
         # -- the update, identical on every rank --
         z = shape_fitness(fitness, cfg.fitness_shaping)
         step_norm = weights.update(members, z, cfg.alpha)
+        if not cfg.master_copy:  # in-place restores rounded differently on each rank
+            group.broadcast(weights.master)
 
         row = {
             "step": t,
@@ -315,7 +374,7 @@ def train(
             "fitness/std": float(fitness.std(unbiased=False)),
             "fitness/max": float(fitness.max()),
             "update/step_norm": step_norm,
-            "update/total_norm": weights.distance_from(theta0),
+            "update/total_norm": weights.distance_from(base_files, DTYPES[cfg.dtype]),
             "perf/seconds": time.perf_counter() - started,
             "perf/generated_tokens": int(tokens.sum()),
             "val/accuracy": None,
