@@ -67,13 +67,13 @@ def prompts(style: str, count: int):
     return build_splits(source, {"train": count, "validation": 1, "test": 1}, seed=0)["train"]
 
 
-def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size) -> dict:
+def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops) -> dict:
     from esforget import es
     from esforget.scoring import GreedyScorer
 
     cfg = es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4)
     weights = es.Weights(model, cfg.noise)
-    scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size)
+    scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size, stop_strings=stops)
     generating = tokens = 0.0
     started = time.perf_counter()
     for t in range(1, iterations + 1):
@@ -92,13 +92,14 @@ def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations,
 
 
 @torch.no_grad()
-def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size) -> dict:
+def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops) -> dict:
     from esforget.tasks import score_replies
 
     sigma, alpha = 1e-3, 5e-4
     texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
              for p in rows["prompt"]]
     tokenizer.padding_side = "left"
+    stop_kwargs = {"stop_strings": list(stops), "tokenizer": tokenizer} if stops else {}
     params = list(model.parameters())
 
     def add_noise(seed: int, scale: float):
@@ -118,7 +119,7 @@ def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, ba
             for i in range(0, len(texts), batch_size):
                 batch = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
                 out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tokenizer.pad_token_id)
+                                     pad_token_id=tokenizer.pad_token_id, **stop_kwargs)
                 new = out[:, batch["input_ids"].shape[1] :]
                 tokens += int((new != tokenizer.pad_token_id).sum())
                 replies += tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -140,8 +141,9 @@ def measure(args) -> dict:
     model, tokenizer, style, max_new_tokens = load(args.model)
     rows = prompts(style, args.prompts)
     run = run_esforget if args.implementation == "esforget" else run_naive
-    run(model, tokenizer, rows, max_new_tokens, 2, 1, args.batch_size)  # warm-up
-    result = run(model, tokenizer, rows, max_new_tokens, args.population, args.iterations, args.batch_size)
+    stops = [args.stop_string] if args.stop_string else []
+    run(model, tokenizer, rows, max_new_tokens, 2, 1, args.batch_size, stops)  # warm-up
+    result = run(model, tokenizer, rows, max_new_tokens, args.population, args.iterations, args.batch_size, stops)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {**result, "peak_rss_mib": peak_mib, "params": sum(p.numel() for p in model.parameters())}
 
@@ -167,6 +169,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32, help="prompts decoded together")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--stop-string", default="", help='end replies after this string, e.g. "</answer>"')
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--implementation", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -178,7 +181,7 @@ def main() -> None:
         for implementation in ("esforget", "naive"):
             child = [sys.executable, __file__, "--model", model, "--implementation", implementation,
                      *[f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
-                       ("population", "prompts", "iterations", "batch_size", "threads")]]
+                       ("population", "prompts", "iterations", "batch_size", "threads", "stop_string")]]
             done = subprocess.run(child, capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"{model}/{implementation} failed:\n{done.stderr[-2000:]}", file=sys.stderr)

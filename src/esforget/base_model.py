@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def prepare(spec: dict, task_data: dict[str, dict], seed: int, out_dir: str | Path, history_path: str | Path, threads: int) -> None:
-    """`task_data` maps task name → {"scorer", "role", "max_new_tokens", "train", "validation"} (paths)."""
+    """`task_data` maps task name → {"scorer", "role", "max_new_tokens", "stop_strings", "train",
+    "validation"} (paths)."""
     torch.set_num_threads(threads)
     if spec["kind"] == "tiny":
         from esforget import tiny_model

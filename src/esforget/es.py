@@ -314,6 +314,7 @@ def train(
     seed: int,
     out_dir: str | Path,
     threads: int = 1,
+    stop_strings: list[str] | tuple[str, ...] = (),
 ) -> pl.DataFrame:
     """Run ES from the base model; write checkpoints and `metrics.parquet` into `out_dir`.
 
@@ -335,10 +336,14 @@ def train(
     base_files = tensor_files(base_dir)
     if missing := sorted(set(weights.names) - set(base_files))[:3]:
         raise ValueError(f"{base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")
-    full_train = GreedyScorer(tokenizer, train_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device)
+    full_train = GreedyScorer(
+        tokenizer, train_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device, stop_strings
+    )
     if cfg.validation_size is not None:
         validation_rows = validation_rows.head(cfg.validation_size)
-    validate = GreedyScorer(tokenizer, validation_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device)
+    validate = GreedyScorer(
+        tokenizer, validation_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device, stop_strings
+    )
 
     done, rows = load_state(work, weights, fingerprint)
     group.barrier()  # no rank may start before rank 0 has cleaned up a stale work folder

@@ -38,6 +38,7 @@ class EvalTask:
     rows: pl.DataFrame
     scorer: str
     max_new_tokens: int
+    stop_strings: tuple[str, ...] = ()
 
 
 def evaluate(
@@ -51,7 +52,7 @@ def evaluate(
     torch.set_num_threads(threads)
     tokenizer = load_tokenizer(checkpoints[0][1])
     scorers = {
-        name: GreedyScorer(tokenizer, task.rows, task.scorer, task.max_new_tokens, batch_size)
+        name: GreedyScorer(tokenizer, task.rows, task.scorer, task.max_new_tokens, batch_size, "cpu", task.stop_strings)
         for name, task in tasks.items()
     }
     records = []

@@ -3,7 +3,10 @@
 Written by hand rather than calling `model.generate` because the ES inner loop calls it
 N times per iteration on the same prompts: prompts are tokenised once per run, batches are
 left-padded once, and the loop does nothing per step but one forward and an argmax.
-Sequences stop at any of the stop ids (EOS); generation ends when every row has stopped.
+A sequence stops at any of the stop ids (EOS, dropped from the reply) or, when the task names
+stop strings, right after one of them is completed (kept: the reward reads it); generation
+ends when every row has stopped. Stop strings are matched on the generated tokens by
+transformers' `StopStringCriteria`, which handles strings split across several tokens.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel
+from transformers.generation.stopping_criteria import StopStringCriteria
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,15 @@ def make_batches(prompt_ids: list[list[int]], pad_id: int, batch_size: int, devi
 
 
 @torch.inference_mode()
-def greedy(model: PreTrainedModel, batch: PromptBatch, max_new_tokens: int, stop_ids: list[int]) -> list[list[int]]:
-    """Greedy completions of one batch, each cut after its first stop id (which is dropped)."""
+def greedy(
+    model: PreTrainedModel,
+    batch: PromptBatch,
+    max_new_tokens: int,
+    stop_ids: list[int],
+    stop_strings: StopStringCriteria | None = None,
+) -> list[list[int]]:
+    """Greedy completions of one batch, each cut before its first stop id or after the
+    token that completes a stop string."""
     n = batch.input_ids.shape[0]
     device = batch.input_ids.device
     stops = torch.tensor(stop_ids, device=device)
@@ -49,11 +60,19 @@ def greedy(model: PreTrainedModel, batch: PromptBatch, max_new_tokens: int, stop
     cache = out.past_key_values
     next_pos = batch.position_ids[:, -1:] + 1
     done = torch.zeros(n, dtype=torch.bool, device=device)
+    kept = torch.full((n,), max_new_tokens, dtype=torch.long, device=device)  # reply length per row
     tokens = []
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         token = out.logits[:, -1, :].argmax(dim=-1)
         tokens.append(token)
-        done |= torch.isin(token, stops)
+        by_id = torch.isin(token, stops) & ~done
+        kept[by_id] = step
+        done |= by_id
+        if stop_strings is not None:
+            window = torch.stack(tokens[-stop_strings.maximum_token_len :], dim=1)
+            by_string = stop_strings(window, None) & ~done
+            kept[by_string] = step + 1
+            done |= by_string
         if bool(done.all()):  # one host sync per step; cheap next to the forward
             break
         mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
@@ -63,16 +82,14 @@ def greedy(model: PreTrainedModel, batch: PromptBatch, max_new_tokens: int, stop
         cache = out.past_key_values
         next_pos = next_pos + 1
     generated = torch.stack(tokens, dim=1).tolist()
-    stop_set = set(stop_ids)
-    return [_cut(row, stop_set) for row in generated]
+    return [row[:length] for row, length in zip(generated, kept.tolist())]
 
 
-def _cut(row: list[int], stop_set: set[int]) -> list[int]:
-    for i, token in enumerate(row):
-        if token in stop_set:
-            return row[:i]
-    return row
-
-
-def greedy_all(model: PreTrainedModel, batches: list[PromptBatch], max_new_tokens: int, stop_ids: list[int]) -> list[list[int]]:
-    return [row for batch in batches for row in greedy(model, batch, max_new_tokens, stop_ids)]
+def greedy_all(
+    model: PreTrainedModel,
+    batches: list[PromptBatch],
+    max_new_tokens: int,
+    stop_ids: list[int],
+    stop_strings: StopStringCriteria | None = None,
+) -> list[list[int]]:
+    return [row for batch in batches for row in greedy(model, batch, max_new_tokens, stop_ids, stop_strings)]

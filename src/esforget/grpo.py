@@ -181,8 +181,12 @@ def train(
     seed: int,
     out_dir: str | Path,
     threads: int = 1,
+    stop_strings: list[str] | tuple[str, ...] = (),
 ) -> pl.DataFrame:
-    """Run GRPO from the base model; write checkpoints and `metrics.parquet` into `out_dir`."""
+    """Run GRPO from the base model; write checkpoints and `metrics.parquet` into `out_dir`.
+
+    `stop_strings` end the greedy validation replies; TRL's sampled rollouts run to EOS or
+    `max_new_tokens`, as VeRL's do."""
     from trl import GRPOTrainer  # heavy import
 
     out = Path(out_dir)
@@ -192,7 +196,9 @@ def train(
     if cfg.validation_size is not None:
         validation_rows = validation_rows.head(cfg.validation_size)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    validate = GreedyScorer(tokenizer, validation_rows, scorer, max_new_tokens, cfg.generation_batch_size, device)
+    validate = GreedyScorer(
+        tokenizer, validation_rows, scorer, max_new_tokens, cfg.generation_batch_size, device, stop_strings
+    )
     recorder = RunRecorder(cfg, tokenizer, validate, out)
     trainer = GRPOTrainer(
         model=model,

@@ -31,6 +31,7 @@ def train(job: dict) -> None:
         seed=job["seed"],
         out_dir=job["out_dir"],
         threads=job["threads"],
+        stop_strings=job.get("stop_strings", []),
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import polars as pl
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.generation.stopping_criteria import StopStringCriteria
 
 from esforget.generation import greedy_all, make_batches
 from esforget.models import chat_prompt_ids
@@ -49,9 +50,11 @@ class GreedyScorer:
         max_new_tokens: int,
         batch_size: int,
         device: str = "cpu",
+        stop_strings: list[str] | tuple[str, ...] = (),
     ):
         self.tokenizer, self.rows, self.scorer = tokenizer, rows, scorer
         self.max_new_tokens = max_new_tokens
+        self.stop_strings = StopStringCriteria(tokenizer, list(stop_strings)) if stop_strings else None
         self.batch_size, self.device = batch_size, device
         self.prompt_ids = chat_prompt_ids(tokenizer, rows["prompt"].to_list())
         self.batches = make_batches(self.prompt_ids, tokenizer.pad_token_id, batch_size, device)
@@ -66,7 +69,9 @@ class GreedyScorer:
         return part
 
     def __call__(self, model: PreTrainedModel) -> Scored:
-        completions = greedy_all(model, self.batches, self.max_new_tokens, stop_ids(self.tokenizer, model))
+        completions = greedy_all(
+            model, self.batches, self.max_new_tokens, stop_ids(self.tokenizer, model), self.stop_strings
+        )
         replies = self.tokenizer.batch_decode(completions, skip_special_tokens=True)
         rewards = score_replies(self.scorer, replies, self.rows)
         threshold = correct_threshold(self.scorer)

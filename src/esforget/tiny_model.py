@@ -151,7 +151,14 @@ def pretrain(spec: dict, tasks: dict[str, dict], seed: int) -> tuple[LlamaForCau
         lazy_ids = encode(lazy) if lazy is not None else None
         pools.append((prompts, encode(canonical), lazy_ids, share / roles.count(task["role"])))
     checks = {
-        name: GreedyScorer(tokenizer, task["validation"], task["scorer"], task["max_new_tokens"], cfg["eval_batch_size"])
+        name: GreedyScorer(
+            tokenizer,
+            task["validation"],
+            task["scorer"],
+            task["max_new_tokens"],
+            cfg["eval_batch_size"],
+            stop_strings=task.get("stop_strings", ()),
+        )
         for name, task in tasks.items()
     }
 

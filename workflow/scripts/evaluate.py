@@ -7,7 +7,12 @@ from esforget.logs import to_file
 to_file(snakemake.log[0])
 evaluation, all_tasks = snakemake.params.evaluation, snakemake.params.tasks
 tasks = {
-    name: EvalTask(read_parquet(path), all_tasks[name]["scorer"], all_tasks[name]["max_new_tokens"])
+    name: EvalTask(
+        read_parquet(path),
+        all_tasks[name]["scorer"],
+        all_tasks[name]["max_new_tokens"],
+        tuple(all_tasks[name].get("stop_strings", [])),
+    )
     for name, path in zip(evaluation["tasks"], snakemake.input.tasks, strict=True)
 }
 wc = snakemake.wildcards

@@ -7,6 +7,7 @@ task_data = {
         "scorer": task["scorer"],
         "role": task["role"],
         "max_new_tokens": task["max_new_tokens"],
+        "stop_strings": task.get("stop_strings", []),
         "train": f"data/{name}/train.parquet",
         "validation": f"data/{name}/validation.parquet",
     }

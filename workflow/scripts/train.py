@@ -15,6 +15,7 @@ job = {
     "validation": snakemake.input.validation,
     "scorer": task["scorer"],
     "max_new_tokens": task["max_new_tokens"],
+    "stop_strings": task.get("stop_strings", []),
     "seed": int(snakemake.wildcards.seed),
     "out_dir": str(Path(snakemake.output.metrics).parent),
     "threads": snakemake.threads,
