@@ -2,12 +2,23 @@
 
 A run directory holds `checkpoints/step000040/` (HF model directories), `metrics.parquet`
 and `run_config.json`, whichever algorithm made it: nothing downstream cares.
+
+While a run trains it works in `<run>/partial/`, which no Snakemake rule declares: Snakemake
+deletes a job's declared outputs before rerunning it, and this folder must survive a killed
+job so that the rerun can resume. It holds the checkpoints written so far and the trainer's
+resumable state; when the run ends, `publish` moves the checkpoints into the declared output.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
+
+import polars as pl
+
+from esforget.io import write_json, write_parquet
 
 _STEP_DIR = re.compile(r"^step(\d{6})$")
 
@@ -29,3 +40,26 @@ def list_checkpoints(checkpoints_dir: str | Path) -> list[tuple[int, Path]]:
     if not found:
         raise FileNotFoundError(f"no checkpoints (step??????/config.json) in {root}")
     return sorted(found)
+
+
+def partial_dir(out: Path) -> Path:
+    return out / "partial"
+
+
+def drop_checkpoints_after(work: Path, step: int) -> None:
+    """Remove checkpoints newer than the state a run resumes from (written just before a
+    kill): the resumed run makes them again."""
+    for child in (work / "checkpoints").glob("step??????"):
+        if int(child.name[4:]) > step:
+            shutil.rmtree(child)
+
+
+def publish(work: Path, out: Path, metrics: pl.DataFrame, run_config: dict) -> None:
+    """Move a finished run's checkpoints into the declared outputs; remove the work folder."""
+    final = out / "checkpoints"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(work / "checkpoints", final)
+    write_json(run_config, out / "run_config.json")
+    write_parquet(metrics, out / "metrics.parquet")  # last: the rule's completion marker
+    shutil.rmtree(work)

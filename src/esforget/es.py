@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import random
 import shutil
 import time
@@ -35,9 +34,9 @@ import torch
 from safetensors import safe_open
 from tqdm import tqdm
 
-from esforget.checkpoints import checkpoint_name
+from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish
 from esforget.distributed import Group
-from esforget.io import atomic_path, read_json, write_json, write_parquet
+from esforget.io import atomic_path, read_json, write_json
 from esforget.models import DTYPES, load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
 from esforget.weight_diff import tensor_files
@@ -225,19 +224,13 @@ class Weights:
 
 # --- resumable state ------------------------------------------------------------------------
 #
-# A run works in `<run>/partial/`, which no Snakemake rule declares: Snakemake deletes a job's
-# declared outputs before rerunning it, and this folder must survive a killed job. It holds
-# the checkpoints written so far and, at each checkpoint, the state needed to continue: the
-# fp32 master θ (the checkpoint itself may be bf16/fp16), the metrics rows so far and the
-# config they belong to. Nothing else is needed: noise and prompt batches derive from
-# (seed, iteration). When the run ends, its checkpoints move into the declared output.
+# At each checkpoint the run's work folder (`esforget.checkpoints.partial_dir`) also gets the
+# state needed to continue: θ in fp32 (the checkpoint itself may be bf16/fp16), the metrics
+# rows so far and the config they belong to. Nothing else is needed: noise and prompt batches
+# derive from (seed, iteration).
 
 
 METRIC_TYPES = {"val/accuracy": pl.Float64}  # null except at validation iterations
-
-
-def partial_dir(out: Path) -> Path:
-    return out / "partial"
 
 
 def _state_dir(work: Path, t: int) -> Path:
@@ -262,7 +255,7 @@ def load_state(work: Path, weights: Weights, fingerprint: dict) -> tuple[int, li
     """Resume from the newest complete state: (last iteration done, metrics rows so far).
 
     A state written for another config is not resumed (the run starts over), and checkpoints
-    newer than the state (written just before a kill) are dropped: the run remakes them.
+    newer than the state are dropped: the run remakes them.
     """
     from safetensors.torch import load_file
 
@@ -276,24 +269,9 @@ def load_state(work: Path, weights: Weights, fingerprint: dict) -> tuple[int, li
         return 0, []
     t = state["iteration"]
     weights.load(load_file(str(states[-1] / "theta.safetensors")))
-    for child in (work / "checkpoints").glob("step??????"):
-        if int(child.name[4:]) > t:
-            shutil.rmtree(child)
+    drop_checkpoints_after(work, t)
     log.info("resuming from iteration %d (%s)", t, states[-1])
     return t, pl.read_parquet(states[-1] / "metrics.parquet").to_dicts()
-
-
-def publish(work: Path, out: Path, rows: list[dict], fingerprint: dict) -> pl.DataFrame:
-    """Move the finished run's checkpoints into the declared outputs; remove the work folder."""
-    metrics = pl.DataFrame(rows, schema_overrides=METRIC_TYPES)
-    final = out / "checkpoints"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(work / "checkpoints", final)
-    write_json(fingerprint, out / "run_config.json")
-    write_parquet(metrics, out / "metrics.parquet")  # last: the rule's completion marker
-    shutil.rmtree(work)
-    return metrics
 
 
 # --- the loop --------------------------------------------------------------------------------
@@ -394,6 +372,8 @@ def train(
         log.info("iteration %d %s", t, row)
 
     group.barrier()
-    metrics = publish(work, out, rows, fingerprint) if group.is_main else pl.DataFrame(rows, schema_overrides=METRIC_TYPES)
+    metrics = pl.DataFrame(rows, schema_overrides=METRIC_TYPES)
+    if group.is_main:
+        publish(work, out, metrics, fingerprint)
     group.close()
     return metrics

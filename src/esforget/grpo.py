@@ -1,9 +1,15 @@
 """GRPO fine-tuning on TRL's `GRPOTrainer` (a well-kept library: GRPO is not hand-written).
 
-This module maps one GRPO method of the config onto `trl.GRPOConfig`, feeds TRL the task's
-training prompts and reward, and adds three callbacks so a GRPO run produces what every run
-produces: HF checkpoint directories every k steps, greedy validation with the same scorer as
-the retention evaluation, and a per-step metrics table.
+This module maps one GRPO method of the config onto `trl.GRPOConfig` (field by field against
+the authors' VeRL run in docs/grpo_mapping.md), feeds TRL the task's training prompts and
+reward, and adds one callback so that a GRPO run produces what every run produces: HF
+checkpoint directories, greedy validation with the same scorer as the retention evaluation,
+a per-step metrics table, and a state a killed run resumes from.
+
+Vocabulary, as in VeRL: a *rollout* samples `num_generations` replies to each of
+`prompts_per_rollout` prompts; it is then consumed in mini-batches of `prompts_per_minibatch`
+prompts, one optimizer step each. Checkpoints are named and scheduled by rollout (VeRL's
+"step"); the metrics table has one row per optimizer step.
 """
 
 from __future__ import annotations
@@ -19,69 +25,116 @@ import polars as pl
 import torch
 from transformers import TrainerCallback
 
-from esforget.io import write_json, write_parquet
+from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish
+from esforget.io import read_json, read_parquet, write_json, write_parquet
 from esforget.models import load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
 from esforget.tasks import reward_function
-from esforget.checkpoints import checkpoint_name
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class GRPOMethodConfig:
-    """Hyper-parameters of one GRPO method (`config.methods.<name>` with `algorithm: grpo`)."""
+    """Hyper-parameters of one GRPO method (`config.methods.<name>` with `algorithm: grpo`).
+    Defaults are the paper's VeRL run (PAPER.md) where TRL can express it exactly."""
 
-    steps: int = 500
-    """Optimizer steps (one rollout of `prompts_per_step` prompts each)."""
-    learning_rate: float = 1e-6
-    """Constant learning rate (PAPER.md: 1e-6)."""
-    prompts_per_step: int = 32
-    """Distinct prompts per rollout and optimizer step."""
+    rollouts: int = 500
+    """Rollouts to train for (VeRL steps; PAPER.md: 500 epochs of 200 prompts = 500)."""
+    prompts_per_rollout: int = 200
+    """Distinct prompts sampled per rollout (PAPER.md: 200, the whole training set)."""
+    prompts_per_minibatch: int = 40
+    """Prompts per optimizer step; must divide `prompts_per_rollout`. PAPER.md has 32, which
+    VeRL splits 6 × 32 + 8; TRL cannot. 40 (5 equal steps per rollout) is as near in size as
+    25 and its 1,200 sequences split evenly over 1, 2, 4 or 8 GPUs (25's 750 do not)."""
     num_generations: int = 30
     """Sampled replies per prompt, the group of GRPO's advantage (PAPER.md: 30)."""
+    micro_batch_size: int = 30
+    """Sequences per forward/backward pass on one device; gradients are accumulated up to
+    the mini-batch, so this changes memory, not the update."""
+    learning_rate: float = 1e-6
+    """Constant learning rate, no warm-up (PAPER.md: 1e-6)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (VeRL's actor default; the Trainer's own default is 0)."""
     beta: float = 0.001
-    """KL coefficient against the base model (PAPER.md: 0.001; 0 loads no reference model)."""
+    """KL coefficient against the base model, k3 estimator (PAPER.md: 0.001; 0 loads no
+    reference model)."""
     epsilon: float = 0.2
     """PPO clip range (PAPER.md: 0.2)."""
-    loss_type: str = "bnpo"
-    """TRL loss aggregation; `bnpo` is VeRL's token-mean."""
+    loss_type: str = "dapo"
+    """TRL loss aggregation. `dapo` is VeRL's token-mean over the mini-batch; `bnpo` averages
+    per micro-batch and then over accumulation steps (older VeRL); see docs/grpo_mapping.md."""
     temperature: float = 1.0
-    """Rollout sampling temperature (PAPER.md: 1.0)."""
+    """Rollout sampling temperature (PAPER.md: 1.0); top-p 1 and top-k off, as in VeRL."""
     max_grad_norm: float = 1.0
-    """Gradient clipping."""
+    """Gradient clipping by global norm (VeRL's default)."""
     checkpoint_every: int = 30
-    """Save a checkpoint every k steps (and at the end). PAPER.md: 30."""
+    """Save a checkpoint (and the resumable state) every k rollouts and at the end. PAPER.md: 30."""
     validate_every: int = 10
-    """Greedy validation accuracy every m steps. PAPER.md: 10."""
+    """Greedy validation accuracy every m rollouts. PAPER.md: 10."""
     validation_size: int | None = None
     """Validation items scored each time; null = the whole split."""
-    generation_batch_size: int = 64
+    validation_batch_size: int = 64
     """Prompts decoded together in greedy validation."""
+    use_vllm: bool = False
+    """Sample rollouts with vLLM (GPU only; `pip install vllm`). TRL's importance-sampling
+    correction for vLLM is then switched off, as VeRL has none."""
     algorithm: str = field(default="grpo", repr=False)
 
     def __post_init__(self):
         if self.num_generations < 2:
             raise ValueError(f"num_generations={self.num_generations}: GRPO's group advantage needs at least 2")
+        if self.prompts_per_rollout % self.prompts_per_minibatch:
+            divisors = [d for d in range(1, self.prompts_per_rollout + 1) if self.prompts_per_rollout % d == 0]
+            nearest = sorted(divisors, key=lambda d: abs(d - self.prompts_per_minibatch))[:2]
+            raise ValueError(
+                f"prompts_per_rollout={self.prompts_per_rollout} is not a whole number of mini-batches of "
+                f"prompts_per_minibatch={self.prompts_per_minibatch} "
+                f"({self.prompts_per_rollout / self.prompts_per_minibatch:g} optimizer steps per rollout); TRL "
+                f"would silently mix two rollouts in one step. Nearest divisors: {nearest}"
+            )
+        if (self.prompts_per_minibatch * self.num_generations) % self.micro_batch_size:
+            raise ValueError(
+                f"micro_batch_size={self.micro_batch_size} must divide the mini-batch of "
+                f"prompts_per_minibatch × num_generations = {self.prompts_per_minibatch * self.num_generations} sequences"
+            )
         if self.checkpoint_every < 1 or self.validate_every < 1:
             raise ValueError(
                 f"checkpoint_every={self.checkpoint_every} and validate_every={self.validate_every} must be ≥ 1"
             )
 
+    @property
+    def steps_per_rollout(self) -> int:
+        return self.prompts_per_rollout // self.prompts_per_minibatch
 
-def trl_config(cfg: GRPOMethodConfig, out_dir: Path, max_new_tokens: int, seed: int):
+
+def trl_config(cfg: GRPOMethodConfig, work: Path, max_new_tokens: int, seed: int, processes: int = 1):
+    """The `trl.GRPOConfig` of this method. Saves happen at rollout boundaries only
+    (`checkpoint_every` is counted in rollouts), the one point a resumed run can continue
+    bit-identically: no half-consumed rollout is left in TRL's generation buffer."""
     from trl import GRPOConfig  # heavy import
 
+    sequences = cfg.prompts_per_minibatch * cfg.num_generations
+    if sequences % (cfg.micro_batch_size * processes):
+        raise ValueError(
+            f"a mini-batch of {sequences} sequences does not split into micro-batches of "
+            f"micro_batch_size={cfg.micro_batch_size} on {processes} processes"
+        )
     on_gpu = torch.cuda.is_available()
     return GRPOConfig(
-        output_dir=str(out_dir / "trl"),
-        max_steps=cfg.steps,
+        output_dir=str(work / "trl"),
+        max_steps=cfg.rollouts * cfg.steps_per_rollout,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="constant",  # TRL's default schedule decays; VeRL's is constant
-        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
-        gradient_accumulation_steps=1,
+        warmup_steps=0,
+        weight_decay=cfg.weight_decay,
+        per_device_train_batch_size=cfg.micro_batch_size,
+        gradient_accumulation_steps=sequences // (cfg.micro_batch_size * processes),
+        generation_batch_size=cfg.prompts_per_rollout * cfg.num_generations,
         num_generations=cfg.num_generations,
+        num_iterations=1,  # one pass over each rollout, as VeRL's ppo_epochs 1
         beta=cfg.beta,
+        use_bias_correction_kl=False,  # VeRL's k3 KL has no importance-ratio factor
         epsilon=cfg.epsilon,
         loss_type=cfg.loss_type,
         temperature=cfg.temperature,
@@ -89,21 +142,78 @@ def trl_config(cfg: GRPOMethodConfig, out_dir: Path, max_new_tokens: int, seed: 
         top_k=0,
         max_completion_length=max_new_tokens,
         max_grad_norm=cfg.max_grad_norm,
+        use_vllm=cfg.use_vllm,
+        vllm_importance_sampling_correction=False,
         use_cpu=not on_gpu,
         bf16=on_gpu,  # TRL defaults to bf16, which fails on CPU
         seed=seed,
         data_seed=seed,
         logging_steps=1,
-        save_strategy="no",  # checkpoints are written by CheckpointCallback in our layout
+        save_strategy="steps",
+        save_steps=cfg.checkpoint_every * cfg.steps_per_rollout,
         report_to="none",
         disable_tqdm=False,
     )
 
 
-class RunRecorder(TrainerCallback):
-    """Checkpoints, greedy validation and the per-step metrics table of one GRPO run."""
+# --- resumable state ------------------------------------------------------------------------
+#
+# TRL (the HF Trainer) saves `partial/trl/checkpoint-N` with optimizer, scheduler and RNG
+# states, but not atomically. After it returns, `RunRecorder.on_save` adds this run's metrics
+# so far and, last, `STATE_FILE` naming the config: only a checkpoint with that file is
+# resumed from.
 
-    METRICS = {  # TRL log key → our metric name
+STATE_FILE = "esforget_state.json"
+METRICS_FILE = "esforget_metrics.parquet"
+COLUMNS = {  # the metrics table; TRL's log keys in RunRecorder.TRL_KEYS
+    "step": pl.Int64,
+    "rollout": pl.Int64,
+    "reward/mean": pl.Float64,
+    "reward/std": pl.Float64,
+    "kl": pl.Float64,
+    "loss": pl.Float64,
+    "grad_norm": pl.Float64,
+    "clip/ratio": pl.Float64,
+    "completion/mean_length": pl.Float64,
+    "entropy": pl.Float64,
+    "val/accuracy": pl.Float64,
+    "perf/seconds": pl.Float64,
+}
+ROLLOUT_METRICS = ["reward/mean", "reward/std", "completion/mean_length"]  # one value per rollout
+
+
+def _trl_checkpoints(work: Path) -> list[Path]:
+    found = (work / "trl").glob("checkpoint-*") if (work / "trl").is_dir() else []
+    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+
+
+def resume_point(work: Path, fingerprint: dict) -> tuple[Path | None, list[dict]]:
+    """The newest complete TRL checkpoint of this config and the metrics rows up to it;
+    (None, []) to start afresh. Incomplete checkpoints, states of another config and model
+    checkpoints newer than the resume point are removed."""
+    checkpoints = _trl_checkpoints(work)
+    complete = [c for c in checkpoints if (c / STATE_FILE).exists()]
+    if not complete:
+        shutil.rmtree(work / "trl", ignore_errors=True)
+        return None, []
+    state = read_json(complete[-1] / STATE_FILE)
+    if state["config"] != fingerprint:
+        log.warning("ignoring %s: it was written for another config; starting over", work)
+        shutil.rmtree(work)
+        return None, []
+    for other in checkpoints:
+        if other != complete[-1]:
+            shutil.rmtree(other)
+    drop_checkpoints_after(work, state["rollout"])
+    log.info("resuming from rollout %d (%s)", state["rollout"], complete[-1])
+    return complete[-1], read_parquet(complete[-1] / METRICS_FILE).to_dicts()
+
+
+class RunRecorder(TrainerCallback):
+    """Checkpoints, greedy validation, the per-step metrics table and the resumable state of
+    one GRPO run."""
+
+    TRL_KEYS = {  # TRL log key → our metric name
         "reward": "reward/mean",
         "reward_std": "reward/std",
         "loss": "loss",
@@ -114,13 +224,15 @@ class RunRecorder(TrainerCallback):
         "entropy": "entropy",
     }
 
-    def __init__(self, cfg: GRPOMethodConfig, tokenizer, validate: GreedyScorer, out_dir: Path):
-        self.cfg, self.tokenizer, self.validate, self.out = cfg, tokenizer, validate, out_dir
-        self.rows: dict[int, dict] = {}
+    def __init__(self, cfg: GRPOMethodConfig, tokenizer, validate: GreedyScorer, work: Path, fingerprint: dict,
+                 rows: list[dict]):
+        self.cfg, self.tokenizer, self.validate, self.work = cfg, tokenizer, validate, work
+        self.fingerprint = fingerprint
+        self.rows: dict[int, dict] = {row["step"]: row for row in rows}
         self.step_started = time.perf_counter()
 
     def _row(self, step: int) -> dict:
-        return self.rows.setdefault(step, {"step": step})
+        return self.rows.setdefault(step, {"step": step, "rollout": (step - 1) // self.cfg.steps_per_rollout + 1})
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_started = time.perf_counter()
@@ -129,23 +241,42 @@ class RunRecorder(TrainerCallback):
         step = state.global_step
         row = self._row(step)
         row["perf/seconds"] = time.perf_counter() - self.step_started
-        if step % self.cfg.validate_every == 0 or step == self.cfg.steps:
+        if step % self.cfg.steps_per_rollout or not state.is_world_process_zero:
+            return
+        rollout = step // self.cfg.steps_per_rollout
+        if rollout % self.cfg.validate_every == 0 or rollout == self.cfg.rollouts:
             model.eval()
             row["val/accuracy"] = self.validate(model).accuracy
             model.train()
-        if step % self.cfg.checkpoint_every == 0 or step == self.cfg.steps:
-            save_model(model, self.tokenizer, self.out / "checkpoints" / checkpoint_name(step))
+            log.info("rollout %d validation accuracy %.4f", rollout, row["val/accuracy"])
+        if rollout % self.cfg.checkpoint_every == 0 or rollout == self.cfg.rollouts:
+            save_model(model, self.tokenizer, self.work / "checkpoints" / checkpoint_name(rollout))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         row = self._row(state.global_step)
-        for key, name in self.METRICS.items():
+        for key, name in self.TRL_KEYS.items():
             if logs and key in logs:
                 row[name] = float(logs[key])
 
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        saved = self.work / "trl" / f"checkpoint-{state.global_step}"
+        write_parquet(self.table(), saved / METRICS_FILE)
+        rollout = state.global_step // self.cfg.steps_per_rollout
+        write_json({"rollout": rollout, "step": state.global_step, "config": self.fingerprint}, saved / STATE_FILE)
+        for older in _trl_checkpoints(self.work):
+            if older != saved:
+                shutil.rmtree(older)
+
     def table(self) -> pl.DataFrame:
-        columns = ["step", *self.METRICS.values(), "val/accuracy", "perf/seconds"]
-        rows = [{c: self.rows[s].get(c) for c in columns} for s in sorted(self.rows) if s > 0]
-        return pl.DataFrame(rows, schema={c: (pl.Int64 if c == "step" else pl.Float64) for c in columns})
+        """One row per optimizer step. TRL logs the rollout's figures (reward, reply length)
+        with its first step; every step of that rollout trained on them, so they are
+        carried over to its other steps."""
+        rows = [{c: self.rows[s].get(c) for c in COLUMNS} for s in sorted(self.rows) if s > 0]
+        return pl.DataFrame(rows, schema=COLUMNS).with_columns(
+            pl.col(ROLLOUT_METRICS).forward_fill().over("rollout")
+        )
 
 
 def _dataset(rows: pl.DataFrame):
@@ -184,33 +315,45 @@ def train(
     stop_strings: list[str] | tuple[str, ...] = (),
 ) -> pl.DataFrame:
     """Run GRPO from the base model; write checkpoints and `metrics.parquet` into `out_dir`.
+    A killed run started again continues from its last checkpoint.
 
     `stop_strings` end the greedy validation replies; TRL's sampled rollouts run to EOS or
     `max_new_tokens`, as VeRL's do."""
+    from accelerate import PartialState
     from trl import GRPOTrainer  # heavy import
 
     out = Path(out_dir)
+    work = partial_dir(out)
     torch.set_num_threads(threads)
+    fingerprint = {"algorithm": "grpo", "seed": seed, "base": str(base_dir), **asdict(cfg)}
+    if train_rows.height < cfg.prompts_per_rollout:
+        raise ValueError(
+            f"prompts_per_rollout={cfg.prompts_per_rollout} but the training split has {train_rows.height} prompts"
+        )
     model = load_model(base_dir, "float32")
     tokenizer = load_tokenizer(base_dir)
     if cfg.validation_size is not None:
         validation_rows = validation_rows.head(cfg.validation_size)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    processes = PartialState()
+    device = f"cuda:{processes.local_process_index}" if torch.cuda.is_available() else "cpu"
     validate = GreedyScorer(
-        tokenizer, validation_rows, scorer, max_new_tokens, cfg.generation_batch_size, device, stop_strings
+        tokenizer, validation_rows, scorer, max_new_tokens, cfg.validation_batch_size, device, stop_strings
     )
-    recorder = RunRecorder(cfg, tokenizer, validate, out)
+    # The main process cleans up the work folder first; the others then find what it kept.
+    with processes.main_process_first():
+        resume_from, rows = resume_point(work, fingerprint)
+    recorder = RunRecorder(cfg, tokenizer, validate, work, fingerprint, rows)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=_trl_reward(scorer),
-        args=trl_config(cfg, out, max_new_tokens, seed),
+        args=trl_config(cfg, work, max_new_tokens, seed, processes.num_processes),
         train_dataset=_dataset(train_rows),
         processing_class=tokenizer,
         callbacks=[recorder],
     )
-    trainer.train()
-    shutil.rmtree(out / "trl", ignore_errors=True)  # TRL's own output dir; we save nothing there
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     metrics = recorder.table()
-    write_parquet(metrics, out / "metrics.parquet")
-    write_json({"seed": seed, **asdict(cfg)}, out / "run_config.json")
+    processes.wait_for_everyone()
+    if processes.is_main_process:
+        publish(work, out, metrics, fingerprint)
     return metrics

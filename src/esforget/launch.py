@@ -1,9 +1,11 @@
-"""Start a training job in this process, or as a `torchrun` process group.
+"""Start a training job in this process, or as a group of processes.
 
-ES spreads its population over processes (`esforget.distributed`). The rule calls `run` with
-the number of processes it was given (its CPU threads, one per process, or the GPUs it sees);
-with more than one, the job's arguments go to a JSON file and `torchrun` starts this module
-once per process: `python -m torch.distributed.run --nproc-per-node P -m esforget.launch JOB`.
+ES spreads its population over processes (`esforget.distributed`); GRPO spreads each
+mini-batch over GPUs (data parallel, through accelerate). The rule calls `run` with the number
+of processes it was given; with more than one, the job's arguments go to a JSON file and a
+launcher starts this module once per process: for ES
+`python -m torch.distributed.run --nproc-per-node P -m esforget.launch JOB`, for GRPO
+`accelerate launch --config_file workflow/accelerate/multi_gpu.yaml --num_processes P ...`.
 """
 
 from __future__ import annotations
@@ -35,15 +37,23 @@ def train(job: dict) -> None:
     )
 
 
+ACCELERATE_CONFIG = Path(__file__).resolve().parents[2] / "workflow" / "accelerate" / "multi_gpu.yaml"
+
+
 def run(job: dict, processes: int) -> None:
-    """Train in this process, or in `processes` processes under torchrun (ES only)."""
-    if processes == 1 or job["method"]["algorithm"] != "es":
+    """Train in this process, or in `processes` processes: ES under torchrun (members split
+    between them), GRPO under `accelerate launch` (data parallel, GPUs only)."""
+    if processes == 1:
         train(job)
         return
     spec = Path(job["out_dir"]) / "launch.json"
     write_json({**job, "threads": 1}, spec)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-               "-m", "esforget.launch", str(spec)]
+    if job["method"]["algorithm"] == "es":
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+                   "-m", "esforget.launch", str(spec)]
+    else:
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIG),
+                   f"--num_processes={processes}", "-m", "esforget.launch", str(spec)]
     try:
         # The children write where this job's log goes (sys.stdout is the log file here).
         subprocess.run(command, check=True, stdout=sys.stdout, stderr=sys.stderr)

@@ -20,5 +20,7 @@ job = {
     "out_dir": str(Path(snakemake.output.metrics).parent),
     "threads": snakemake.threads,
 }
-# One process per GPU where there are GPUs, else one per CPU thread the rule was given.
-run(job, processes=torch.cuda.device_count() or snakemake.threads)
+# One process per GPU where there are GPUs. On CPU, ES runs one single-thread process per
+# thread the rule was given; GRPO runs one process using all of them.
+on_cpu = snakemake.threads if job["method"]["algorithm"] == "es" else 1
+run(job, processes=torch.cuda.device_count() or on_cpu)
