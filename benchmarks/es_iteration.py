@@ -4,11 +4,14 @@
     python benchmarks/es_iteration.py --models tiny --population 8 --prompts 16
 
 An iteration is N members × (perturb → greedy replies to the iteration's prompts → score →
-restore) and one update. Two implementations, each in its own process (so that peak RSS is
+restore) and one update. Three implementations, each in its own process (so that peak RSS is
 its own), on the same weights, prompts and seeds:
 
 * `esforget`: `esforget.es` — prompts tokenised and left-padded once, a hand-written greedy
-  loop with KV cache that stops when every row has emitted EOS, noise regenerated per tensor.
+  loop with KV cache that stops when every row has emitted EOS, noise regenerated per tensor,
+  θ kept as an fp32 master copy (exact restores).
+* `esforget-in-place`: the same with `master_copy=False`: perturb and restore in place, one
+  copy of the model.
 * `naive`: what one writes first — per member, add noise in place, `tokenizer(...)` and
   `model.generate(do_sample=False)` per prompt batch, decode, subtract the same noise.
 
@@ -21,6 +24,7 @@ how far from it the rest of the loop keeps us.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import subprocess
@@ -67,12 +71,13 @@ def prompts(style: str, count: int):
     return build_splits(source, {"train": count, "validation": 1, "test": 1}, seed=0)["train"]
 
 
-def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops) -> dict:
+def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops,
+                 master_copy=True) -> dict:
     from esforget import es
     from esforget.scoring import GreedyScorer
 
-    cfg = es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4)
-    weights = es.Weights(model, cfg.noise)
+    cfg = es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4, master_copy=master_copy)
+    weights = es.Weights(model, cfg.noise, cfg.master_copy)
     scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size, stop_strings=stops)
     generating = tokens = 0.0
     started = time.perf_counter()
@@ -140,7 +145,9 @@ def measure(args) -> dict:
     torch.set_num_threads(args.threads)
     model, tokenizer, style, max_new_tokens = load(args.model)
     rows = prompts(style, args.prompts)
-    run = run_esforget if args.implementation == "esforget" else run_naive
+    run = run_naive
+    if args.implementation.startswith("esforget"):
+        run = functools.partial(run_esforget, master_copy=args.implementation == "esforget")
     stops = [args.stop_string] if args.stop_string else []
     run(model, tokenizer, rows, max_new_tokens, 2, 1, args.batch_size, stops)  # warm-up
     result = run(model, tokenizer, rows, max_new_tokens, args.population, args.iterations, args.batch_size, stops)
@@ -178,7 +185,7 @@ def main() -> None:
         return
     results = []
     for model in args.models:
-        for implementation in ("esforget", "naive"):
+        for implementation in ("esforget", "esforget-in-place", "naive"):
             child = [sys.executable, __file__, "--model", model, "--implementation", implementation,
                      *[f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
                        ("population", "prompts", "iterations", "batch_size", "threads", "stop_string")]]
