@@ -31,7 +31,6 @@ from pathlib import Path
 
 import polars as pl
 import torch
-from safetensors import safe_open
 from tqdm import tqdm
 
 from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish
@@ -39,7 +38,7 @@ from esforget.distributed import Group
 from esforget.io import atomic_path, read_json, write_json
 from esforget.models import DTYPES, load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
-from esforget.weight_diff import tensor_files
+from esforget.weight_diff import load_tensor, tensor_files
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +158,8 @@ class Weights:
 
     @torch.no_grad()
     def perturb(self, seed: int, sign: float, sigma: float) -> None:
-        self.restore()
+        if not self.master_copy:  # undo the previous member first; with a master, p is overwritten
+            self.restore()
         for j, (p, m) in enumerate(zip(self.params, self.master)):
             eps = noise(m.shape, seed, j, self.noise_mode).to(m.device)
             if self.master_copy:
@@ -216,8 +216,7 @@ class Weights:
         that no second copy of the model is held for this metric."""
         squared = 0.0
         for name, m in zip(self.names, self.master):
-            with safe_open(files[name], framework="pt") as handle:
-                start = handle.get_tensor(name).to(dtype).float().to(m.device)
+            start = load_tensor(files[name], name).to(dtype).float().to(m.device)
             squared += float((m - start).square().sum())
         return math.sqrt(squared)
 

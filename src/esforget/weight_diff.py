@@ -53,7 +53,8 @@ def tensor_files(model_dir: str | Path) -> dict[str, Path]:
     return index
 
 
-def _load(file: Path, name: str) -> torch.Tensor:
+def load_tensor(file: Path, name: str) -> torch.Tensor:
+    """One tensor from a safetensors file, read through a memory map."""
     with safe_open(file, framework="pt") as handle:
         return handle.get_tensor(name)
 
@@ -82,7 +83,7 @@ def diff_checkpoint(base_dir: str | Path, tuned_dir: str | Path, thresholds: lis
         raise ValueError(f"{tuned_dir} and {base_dir} hold different tensors, e.g. {missing}")
     rows = []
     for name in sorted(base_index):
-        base, tuned = _load(base_index[name], name), _load(tuned_index[name], name)
+        base, tuned = load_tensor(base_index[name], name), load_tensor(tuned_index[name], name)
         if base.shape != tuned.shape:
             raise ValueError(f"{name}: shape {tuple(tuned.shape)} in {tuned_dir} vs {tuple(base.shape)} in base")
         rows.append(
