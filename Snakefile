@@ -7,7 +7,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default profile, unless the command line names another (`--configfile config/paper.yaml`):
+# Snakemake would deep-merge the two, mixing the default's tiny model and tasks into it.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

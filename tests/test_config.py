@@ -18,7 +18,7 @@ def config():
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
-@pytest.mark.parametrize("path", ["config/config.yaml", "tests/e2e/config.yaml"])
+@pytest.mark.parametrize("path", ["config/config.yaml", "config/smollm2.yaml", "tests/e2e/config.yaml"])
 def test_shipped_configs_are_valid(path):
     cfg = yaml.safe_load((REPO / path).read_text())
     validate(copy.deepcopy(cfg), SCHEMA)
