@@ -44,12 +44,19 @@ def test_data_has_the_configured_splits_and_a_manifest(workdir):
 def test_retention_table_scores_every_checkpoint_on_every_task(workdir):
     for method in ("es", "grpo"):
         table = read(workdir, f"results/micro/{method}/countdown/seed0/retention.parquet")
-        assert sorted(set(zip(table["step"], table["eval_task"]))) == [
-            (step, task) for step in (0, 2, 4) for task in ("arith", "countdown")
+        # the generative probe on every task; the log-likelihood probes on the multiple-choice one
+        probes = {"arith": ["generative", "loglikelihood", "loglikelihood_norm"], "countdown": ["generative"]}
+        assert table.select("step", "eval_task", "probe").rows() == [
+            (step, task, probe) for step in (0, 2, 4) for task in ("arith", "countdown") for probe in probes[task]
         ]
-        assert table["n"].to_list() == [32] * 6
+        assert table["n"].to_list() == [32] * 12
         assert (table["accuracy"] == table["correct"] / table["n"]).all()
+        assert ((table["ci_low"] <= table["accuracy"]) & (table["accuracy"] <= table["ci_high"])).all()
         assert set(table["method"]) == {method} and set(table["train_task"]) == {"countdown"}
+        # divergence from the base: prior task only, zero at the base, positive once trained
+        kl = table.filter(pl.col("probe") == "generative").select("step", "eval_task", "kl_from_base").rows()
+        assert [r for r in kl if r[1] == "countdown"] == [(s, "countdown", None) for s in (0, 2, 4)]
+        assert [r[2] for r in kl if r[1] == "arith"][0] == 0.0 and all(r[2] > 0 for r in kl if r[1] == "arith" and r[0] > 0)
     # Step 0 is the base for both methods: the same numbers.
     es0 = read(workdir, "results/micro/es/countdown/seed0/retention.parquet").filter(pl.col("step") == 0)
     grpo0 = read(workdir, "results/micro/grpo/countdown/seed0/retention.parquet").filter(pl.col("step") == 0)
@@ -65,6 +72,9 @@ def test_both_methods_move_the_weights_and_the_analysis_sees_it(workdir):
     per_tensor = read(workdir, "results/micro/grpo/countdown/seed0/weight_diff.parquet")
     assert {"Q", "K", "V", "O", "MLP", "LayerNorm", "embedding"} <= set(per_tensor["bucket"])
     assert per_tensor["sparsity@1e-06"].is_between(0, 1).all()
+    matrices = per_tensor.filter(pl.col("bucket").is_in(["Q", "K", "V", "O", "MLP"]))
+    assert matrices["rank_percent"].is_between(0, 100).all()  # analysis.rank is on in this config
+    assert per_tensor.filter(pl.col("bucket") == "LayerNorm")["rank_percent"].is_null().all()
 
 
 def test_metrics_tables_have_one_row_per_step(workdir):
@@ -80,8 +90,10 @@ def test_report_has_figures_and_the_accuracy_table(workdir):
     page = (workdir / "results/report/report.html").read_text()
     assert page.count("<svg") == 3 and "<table>" in page
     accuracy = read(workdir, "results/report/accuracy.parquet")
-    assert sorted(zip(accuracy["method"], accuracy["eval_task"])) == [
-        ("es", "arith"), ("es", "countdown"), ("grpo", "arith"), ("grpo", "countdown")
+    assert sorted(zip(accuracy["method"], accuracy["eval_task"], accuracy["probe"])) == [
+        (method, *task_probe) for method in ("es", "grpo")
+        for task_probe in (("arith", "generative"), ("arith", "loglikelihood"), ("arith", "loglikelihood_norm"),
+                           ("countdown", "generative"))
     ]
 
 

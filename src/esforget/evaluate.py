@@ -1,12 +1,20 @@
 """Stage 4: retention evaluation — every checkpoint on every evaluation task, one long table.
 
-Each checkpoint is loaded once and scored greedily on all tasks (new and prior) with the
-same scorer ES fitness and validation use. Prompts are tokenised once for all checkpoints.
+Each checkpoint is loaded once and scored on all tasks (new and prior) by
+  - the generative probe (every task): greedy replies scored by the task's reward, with the
+    same scorer ES fitness and validation use — for multiple-choice tasks the authors' probe
+    (numbered options, "answer with the number", first digit 1–4);
+  - the log-likelihood probe (multiple-choice tasks): the evaluation harnesses' acc and
+    acc_norm (`esforget.probes.LoglikScorer`);
+and, on prior tasks, by its divergence from the base: mean per-token KL(base ‖ checkpoint)
+over the task's prompts. Prompts are tokenised once for all checkpoints; the base stays
+loaded for the divergence.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from esforget.models import load_model, load_tokenizer
+from esforget.probes import Divergence, LoglikScorer
 from esforget.scoring import GreedyScorer
 
 log = logging.getLogger(__name__)
@@ -26,11 +35,18 @@ COLUMNS = {
     "seed": pl.Int64,
     "step": pl.Int64,
     "eval_task": pl.String,
+    "probe": pl.String,  # generative | loglikelihood | loglikelihood_norm
     "n": pl.Int64,
     "correct": pl.Int64,
     "accuracy": pl.Float64,
-    "mean_generated_tokens": pl.Float64,
+    "ci_low": pl.Float64,  # 95 % Wilson interval of the accuracy
+    "ci_high": pl.Float64,
+    "mean_generated_tokens": pl.Float64,  # generative probe only
+    "kl_from_base": pl.Float64,  # prior tasks only: mean per-token KL(base ‖ checkpoint) on the prompts
 }
+
+WILSON_Z = 1.959963984540054
+"""Standard-normal quantile of a two-sided 95 % interval."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,17 @@ class EvalTask:
     scorer: str
     max_new_tokens: int
     stop_strings: tuple[str, ...] = ()
+    prior: bool = False
+
+
+def wilson_interval(correct: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion: sound at 0 %, 100 % and small n."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def evaluate(
@@ -46,37 +73,58 @@ def evaluate(
     tasks: dict[str, EvalTask],
     labels: dict,
     batch_size: int,
+    base_dir: str | Path,
     threads: int = 1,
 ) -> pl.DataFrame:
     """Score each (step, checkpoint dir) on each task; `labels` fills model/method/train_task/seed."""
     torch.set_num_threads(threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = load_tokenizer(checkpoints[0][1])
-    scorers = {
-        name: GreedyScorer(tokenizer, task.rows, task.scorer, task.max_new_tokens, batch_size, "cpu", task.stop_strings)
+    greedy = {
+        name: GreedyScorer(tokenizer, task.rows, task.scorer, task.max_new_tokens, batch_size, device, task.stop_strings)
         for name, task in tasks.items()
+    }
+    loglik = {name: LoglikScorer(tokenizer, task.rows, batch_size, device) for name, task in tasks.items() if task.scorer == "choice"}
+    base = load_model(base_dir, device=device)
+    divergence = {
+        name: Divergence(base, greedy[name].prompt_ids, tokenizer.pad_token_id, device)
+        for name, task in tasks.items()
+        if task.prior
     }
     records = []
     for step, path in tqdm(checkpoints, desc="checkpoints", unit="ckpt"):
-        model = load_model(path)
-        for name, score in scorers.items():
-            scored = score(model)
+        model = load_model(path, device=device)
+        for name in tasks:
+            labelled = {**labels, "step": step, "eval_task": name}
+            kl = divergence[name](model) if name in divergence else None
+            scored = greedy[name](model)
             n = len(scored.correct)
-            records.append(
-                {
-                    **labels,
-                    "step": step,
-                    "eval_task": name,
-                    "n": n,
-                    "correct": sum(scored.correct),
-                    "accuracy": scored.accuracy,
-                    "mean_generated_tokens": scored.generated_tokens / n,
-                }
-            )
-            log.info("step %d %s accuracy %.4f (n=%d)", step, name, scored.accuracy, n)
+            records.append(_row(labelled, "generative", scored.correct, scored.generated_tokens / n, kl))
+            if name in loglik:
+                choices = loglik[name](model)
+                records.append(_row(labelled, "loglikelihood", choices.acc, None, kl))
+                records.append(_row(labelled, "loglikelihood_norm", choices.acc_norm, None, kl))
+            log.info("step %d %s generative accuracy %.4f (n=%d) kl %s", step, name, scored.accuracy, n, kl)
     return pl.DataFrame(records, schema=COLUMNS)
+
+
+def _row(labelled: dict, probe: str, correct: list[bool], mean_tokens: float | None, kl: float | None) -> dict:
+    n, hits = len(correct), sum(correct)
+    low, high = wilson_interval(hits, n)
+    return {
+        **labelled,
+        "probe": probe,
+        "n": n,
+        "correct": hits,
+        "accuracy": hits / n,
+        "ci_low": low,
+        "ci_high": high,
+        "mean_generated_tokens": mean_tokens,
+        "kl_from_base": kl,
+    }
 
 
 def with_base(run_table: pl.DataFrame, base_table: pl.DataFrame, labels: dict) -> pl.DataFrame:
     """Prepend the base model's rows (step 0), relabelled as this run's."""
     base = base_table.with_columns(*(pl.lit(v, dtype=COLUMNS[k]).alias(k) for k, v in labels.items()))
-    return pl.concat([base.select(list(COLUMNS)), run_table.select(list(COLUMNS))]).sort("step", "eval_task")
+    return pl.concat([base.select(list(COLUMNS)), run_table.select(list(COLUMNS))]).sort("step", "eval_task", "probe")

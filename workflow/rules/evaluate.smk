@@ -1,5 +1,6 @@
 # Retention: every checkpoint (step 0 = the base, scored once per model) on every
-# evaluation task, new and prior.
+# evaluation task, new and prior: generative probe, log-likelihood probe (multiple-choice
+# tasks), KL from the base (prior tasks).
 
 
 rule evaluate_base:
@@ -26,6 +27,7 @@ rule evaluate_retention:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
         base="results/{model}/base/retention.parquet",
+        base_model="results/{model}/base/model",  # for the divergence KL(base ‖ checkpoint)
         tasks=eval_inputs,
     output:
         f"{RUN_DIR}/retention.parquet",

@@ -12,15 +12,18 @@ tasks = {
         all_tasks[name]["scorer"],
         all_tasks[name]["max_new_tokens"],
         tuple(all_tasks[name].get("stop_strings", [])),
+        prior=all_tasks[name]["role"] == "prior",
     )
     for name, path in zip(evaluation["tasks"], snakemake.input.tasks, strict=True)
 }
 wc = snakemake.wildcards
 if snakemake.rule == "evaluate_base":
     labels = {"model": wc.model, "method": "base", "train_task": "", "seed": 0}
-    table = evaluate([(0, snakemake.input.model)], tasks, labels, evaluation["batch_size"], snakemake.threads)
+    checkpoints = [(0, snakemake.input.model)]
+    table = evaluate(checkpoints, tasks, labels, evaluation["batch_size"], snakemake.input.model, snakemake.threads)
 else:
     labels = {"model": wc.model, "method": wc.method, "train_task": wc.task, "seed": int(wc.seed)}
-    table = evaluate(list_checkpoints(snakemake.input.checkpoints), tasks, labels, evaluation["batch_size"], snakemake.threads)
+    checkpoints = list_checkpoints(snakemake.input.checkpoints)
+    table = evaluate(checkpoints, tasks, labels, evaluation["batch_size"], snakemake.input.base_model, snakemake.threads)
     table = with_base(table, read_parquet(snakemake.input.base), labels)
 write_parquet(table, snakemake.output[0])

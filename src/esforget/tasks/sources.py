@@ -247,12 +247,14 @@ def _hellaswag_rows(ds, source) -> list[dict]:
         order = list(range(len(endings)))
         rng.shuffle(order)
         right = order.index(int(r["label"])) + 1
+        options = [endings[j] for j in order]
         rows.append(
             {
                 "id": str(r.get("ind", i)),
-                "prompt": choice.format_prompt(context, [endings[j] for j in order], source["instruction"]),
+                "prompt": choice.format_prompt(context, options, source["instruction"]),
                 "ground_truth": str(right),
-                "info": {"source_index": i, "order": order},
+                # question/options also feed the log-likelihood probe (esforget.probes)
+                "info": {"source_index": i, "order": order, "question": context, "options": options},
             }
         )
     return rows

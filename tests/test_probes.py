@@ -1,0 +1,111 @@
+"""Retention probes: the harnesses' log-likelihood probe equals the log-probabilities computed
+one sequence at a time, KL from the base is zero for the base and exact otherwise, the Wilson
+interval has its textbook values, and HellaSwag is prepared as the authors prepared it."""
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+
+from esforget.evaluate import wilson_interval
+from esforget.models import chat_prompt_ids, load_model, load_tokenizer
+from esforget.probes import Divergence, LoglikScorer
+from esforget.tasks import make_frame
+from esforget.tasks.sources import build_splits
+
+FIXTURE = Path(__file__).parent / "fixtures" / "hellaswag_validation.jsonl"
+
+ITEMS = make_frame(
+    [
+        {"id": "0", "prompt": "-", "ground_truth": "2", "info": {"question": "Which is 7+8?", "options": ["14", "15", "17", "56"]}},
+        {"id": "1", "prompt": "-", "ground_truth": "4", "info": {"question": "The cat", "options": ["sat.", "ran away fast.", "x", "slept on the mat all day."]}},
+        {"id": "2", "prompt": "-", "ground_truth": "1", "info": {"question": "Which is 2+2?", "options": ["4", "5", "22", "0"]}},
+    ]
+)
+
+
+def sequence_logprob(model, ids: list[int], continuation_length: int) -> float:
+    """Σ log p of the last tokens of one unpadded sequence, the obvious way."""
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0].float()
+    logprobs = torch.log_softmax(logits[:-1], dim=-1)
+    targets = torch.tensor(ids[1:])
+    picked = logprobs[torch.arange(len(targets)), targets]
+    return float(picked[-continuation_length:].sum())
+
+
+def test_loglikelihood_probe_equals_one_sequence_at_a_time(micro_model_dir):
+    model, tokenizer = load_model(micro_model_dir), load_tokenizer(micro_model_dir)
+    scorer = LoglikScorer(tokenizer, ITEMS, batch_size=5)  # batches cut across items, padded
+    batched = scorer.logprobs(model)
+    for item, sums in zip(ITEMS.iter_rows(named=True), batched, strict=True):
+        info = json.loads(item["info"])
+        context = tokenizer(info["question"], add_special_tokens=False)["input_ids"]
+        for option, got in zip(info["options"], sums, strict=True):
+            whole = tokenizer(info["question"] + " " + option, add_special_tokens=False)["input_ids"]
+            assert got == pytest.approx(sequence_logprob(model, whole, len(whole) - len(context)), abs=1e-4)
+    scores = scorer(model)
+    for sums, item, acc, acc_norm in zip(batched, ITEMS.iter_rows(named=True), scores.acc, scores.acc_norm, strict=True):
+        options = json.loads(item["info"])["options"]
+        right = int(item["ground_truth"]) - 1
+        assert acc == (max(range(4), key=lambda k: sums[k]) == right)
+        assert acc_norm == (max(range(4), key=lambda k: sums[k] / len(" " + options[k])) == right)
+
+
+def test_kl_from_the_base_is_zero_for_the_base_and_exact_for_a_changed_model(micro_model_dir):
+    base, tokenizer = load_model(micro_model_dir), load_tokenizer(micro_model_dir)
+    prompts = chat_prompt_ids(tokenizer, ["Which is 7+8?", "Count down from 9 to 1, please."])
+    divergence = Divergence(base, prompts, tokenizer.pad_token_id)
+    assert divergence(base) == 0.0
+
+    tuned = load_model(micro_model_dir)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    total, tokens = 0.0, 0
+    for ids in prompts:  # unpadded, one prompt at a time
+        with torch.no_grad():
+            log_p = torch.log_softmax(base(torch.tensor([ids])).logits[0], -1)
+            log_q = torch.log_softmax(tuned(torch.tensor([ids])).logits[0], -1)
+        total += float(torch.nn.functional.kl_div(log_q, log_p, log_target=True, reduction="sum"))
+        tokens += len(ids)
+    assert divergence(tuned) == pytest.approx(total / tokens, rel=1e-4)
+    assert divergence(tuned) > 0
+
+
+@pytest.mark.parametrize(
+    "correct, n, low, high",
+    [(0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (50, 100, 0.4038, 0.5962), (1, 4, 0.0456, 0.6994)],
+)
+def test_wilson_interval_has_its_textbook_values(correct, n, low, high):
+    assert wilson_interval(correct, n) == pytest.approx((low, high), abs=1e-4)
+
+
+HELLASWAG = {
+    "kind": "hub", "loader": "hellaswag", "dataset": "json", "data_files": str(FIXTURE),
+    "splits": {"train": "train", "validation": "train", "test": "train"},
+    "every": 10, "shuffle_seed": 33, "instruction": "Answer with the number only.",
+}
+
+
+def test_hellaswag_is_every_tenth_item_cleaned_shuffled_and_numbered():
+    test = build_splits(HELLASWAG, {}, seed=0)["test"]
+    raw = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+    assert test["id"].to_list() == [str(raw[i]["ind"]) for i in (0, 10, 20)]
+    for row in test.iter_rows(named=True):
+        info = json.loads(row["info"])
+        source = raw[info["source_index"]]
+        # the right ending keeps its place under the shuffle: ground truth follows the label
+        right_ending = source["endings"][int(source["label"])].replace(" [header]", "")
+        assert info["options"][int(row["ground_truth"]) - 1] == right_ending
+        assert sorted(info["order"]) == [0, 1, 2, 3]
+        # the harnesses' clean-up: " [title]" → ". ", other [markers] dropped, ctx_b capitalised
+        assert "[" not in row["prompt"] and ". . Step" not in row["prompt"]
+        assert info["question"].startswith(source["activity_label"] + ": A person") and "Then they" in info["question"]
+        lines = row["prompt"].splitlines()
+        assert lines[0] == info["question"] and lines[1:5] == [f"{k}) {o}" for k, o in enumerate(info["options"], 1)]
+        assert lines[5] == "Answer with the number only."
+    # a fixed seed: the same shuffles every time
+    assert build_splits(HELLASWAG, {}, seed=0)["test"].equals(test)
