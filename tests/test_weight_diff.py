@@ -1,10 +1,11 @@
 """Weight-difference metrics on hand-made deltas with known answers."""
 
+import polars as pl
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from esforget.weight_diff import bucket, diff_checkpoint, layer_index, summarise
+from esforget.weight_diff import bucket, diff_checkpoint, diff_run, layer_index, summarise
 
 LLAMA = {
     "model.embed_tokens.weight": (8, 4),
@@ -87,3 +88,61 @@ def test_mismatched_checkpoints_fail_with_the_tensor_name(tmp_path):
     save_file({"v": torch.zeros(2)}, tmp_path / "b" / "model.safetensors")
     with pytest.raises(ValueError, match="'v'"):
         diff_checkpoint(tmp_path / "a", tmp_path / "b", [1e-6])
+
+
+QWEN = {  # Qwen2 names: q/k/v carry biases; saved in two shards as large models are
+    "model.embed_tokens.weight": (8, 4),
+    "model.layers.0.self_attn.q_proj.weight": (4, 4),
+    "model.layers.0.self_attn.q_proj.bias": (4,),
+    "model.layers.0.self_attn.k_proj.bias": (2,),
+    "model.layers.1.mlp.down_proj.weight": (4, 6),
+    "model.layers.1.input_layernorm.weight": (4,),
+    "lm_head.weight": (8, 4),
+}
+
+
+def save_sharded(tensors: dict, folder):
+    folder.mkdir()
+    names = sorted(tensors)
+    save_file({n: tensors[n] for n in names[:3]}, folder / "model-00001-of-00002.safetensors")
+    save_file({n: tensors[n] for n in names[3:]}, folder / "model-00002-of-00002.safetensors")
+
+
+def test_qwen_style_sharded_checkpoints_all_compared_in_one_pass(tmp_path):
+    base = {name: torch.ones(shape) for name, shape in QWEN.items()}
+    save_sharded(base, tmp_path / "base")
+    checkpoints = []
+    for step in (10, 20):
+        tuned = {name: t.clone() for name, t in base.items()}
+        tuned["model.layers.0.self_attn.q_proj.bias"][: step // 10] += 0.25  # step 10: 1 entry, step 20: 2
+        tuned["model.layers.1.mlp.down_proj.weight"][0, 0] -= step  # one entry of 24
+        save_sharded(tuned, tmp_path / f"step{step}")
+        checkpoints.append((step, tmp_path / f"step{step}"))
+
+    table = diff_run(tmp_path / "base", checkpoints, [1e-6])
+    assert table.height == 2 * len(QWEN) and sorted(set(table["step"])) == [10, 20]
+    row = {(r["step"], r["tensor"]): r for r in table.iter_rows(named=True)}
+    bias = row[(20, "model.layers.0.self_attn.q_proj.bias")]
+    assert (bias["bucket"], bias["layer"]) == ("Q", 0)
+    assert bias["sparsity@1e-06"] == 2 / 4 and bias["fro_norm"] == pytest.approx((2 * 0.25**2) ** 0.5)
+    assert bias["relative_norm"] == pytest.approx(bias["fro_norm"] / 2.0)  # ‖W‖ of four ones is 2
+    assert row[(10, "model.layers.0.self_attn.q_proj.bias")]["sparsity@1e-06"] == 3 / 4
+    down = row[(10, "model.layers.1.mlp.down_proj.weight")]
+    assert (down["bucket"], down["layer"], down["max_abs"], down["sparsity@1e-06"]) == ("MLP", 1, 10.0, 23 / 24)
+    assert row[(20, "lm_head.weight")]["fro_norm"] == 0.0 and row[(20, "lm_head.weight")]["bucket"] == "embedding"
+    # one pass over the base gives exactly what comparing each checkpoint alone gives
+    alone = diff_checkpoint(tmp_path / "base", tmp_path / "step20", [1e-6])
+    assert table.filter(pl.col("step") == 20).drop("step").equals(alone)
+
+
+def test_rank_of_each_matrix_update_as_a_share_of_full_rank(tmp_path):
+    base = {"layers.0.mlp.up_proj.weight": torch.zeros(6, 4), "layers.0.norm.weight": torch.zeros(4)}
+    u, v = torch.arange(1.0, 7.0).unsqueeze(1), torch.tensor([[1.0, -1.0, 2.0, 0.5]])
+    tuned = {"layers.0.mlp.up_proj.weight": u @ v + 1e-9 * torch.ones(6, 4), "layers.0.norm.weight": torch.ones(4)}
+    for name, tensors in (("base", base), ("tuned", tuned)):
+        (tmp_path / name).mkdir()
+        save_file(tensors, tmp_path / name / "model.safetensors")
+    row = {r["tensor"]: r for r in diff_checkpoint(tmp_path / "base", tmp_path / "tuned", [1e-6], rank=True).iter_rows(named=True)}
+    assert row["layers.0.mlp.up_proj.weight"]["rank_percent"] == 25.0  # rank 1 of 4; the 1e-9 is below rtol
+    assert row["layers.0.norm.weight"]["rank_percent"] is None
+    assert "rank_percent" not in diff_checkpoint(tmp_path / "base", tmp_path / "tuned", [1e-6]).columns

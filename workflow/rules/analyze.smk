@@ -9,7 +9,7 @@ rule analyze_weights:
     benchmark:
         f"benchmarks/{RUN}/analyze_weights.tsv"
     params:
-        thresholds=config["analysis"]["sparsity_thresholds"],
+        analysis=config["analysis"],
     conda:
         "../../envs/esforget.yaml"
     script:

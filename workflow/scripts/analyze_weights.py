@@ -1,16 +1,19 @@
+# Every checkpoint of one run against its base (rule analyze_weights), in one pass over the base.
 import polars as pl
 
 from esforget.checkpoints import list_checkpoints
 from esforget.io import write_parquet
 from esforget.logs import to_file
-from esforget.weight_diff import diff_checkpoint
+from esforget.weight_diff import diff_run
 
 to_file(snakemake.log[0])
 wc = snakemake.wildcards
-tables = [
-    diff_checkpoint(snakemake.input.base, path, snakemake.params.thresholds).with_columns(pl.lit(step).alias("step"))
-    for step, path in list_checkpoints(snakemake.input.checkpoints)
-]
+analysis = snakemake.params.analysis
+table = diff_run(
+    snakemake.input.base,
+    list_checkpoints(snakemake.input.checkpoints),
+    analysis["sparsity_thresholds"],
+    rank=analysis.get("rank", False),
+)
 labels = {"model": wc.model, "method": wc.method, "train_task": wc.task, "seed": int(wc.seed)}
-table = pl.concat(tables).with_columns(*(pl.lit(v).alias(k) for k, v in labels.items()))
-write_parquet(table, snakemake.output[0])
+write_parquet(table.with_columns(*(pl.lit(v).alias(k) for k, v in labels.items())), snakemake.output[0])
