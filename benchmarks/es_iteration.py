@@ -13,7 +13,9 @@ its own), on the same weights, prompts and seeds:
 * `esforget-in-place`: the same with `master_copy=False`: perturb and restore in place, one
   copy of the model.
 * `naive`: what one writes first — per member, add noise in place, `tokenizer(...)` and
-  `model.generate(do_sample=False)` per prompt batch, decode, subtract the same noise.
+  `model.generate(do_sample=False)` per prompt batch, decode, subtract the same noise. It
+  draws the same ε as esforget, so all three score the same perturbed models and generate the
+  same replies (the tokens/iteration column shows it): the ratios compare equal work.
 
 Printed per model and implementation: seconds per iteration, members/s, generated tokens/s,
 the share of the iteration spent outside generation (perturb, restore, update, scoring) and
@@ -98,9 +100,11 @@ def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations,
 
 @torch.no_grad()
 def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops) -> dict:
+    from esforget import es
     from esforget.tasks import score_replies
 
-    sigma, alpha = 1e-3, 5e-4
+    cfg = es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4)
+    sigma, alpha = cfg.sigma, cfg.alpha
     texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
              for p in rows["prompt"]]
     tokenizer.padding_side = "left"
@@ -108,16 +112,17 @@ def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, ba
     params = list(model.parameters())
 
     def add_noise(seed: int, scale: float):
-        gen = torch.Generator().manual_seed(seed)
-        for p in params:
-            p.add_(torch.randn(p.shape, generator=gen), alpha=scale)
+        # the same ε as esforget's, so both loops score the same perturbed models and
+        # generate the same replies: equal work, a like-for-like ratio
+        for index, p in enumerate(params):
+            p.add_(es.noise(p.shape, seed, index, cfg.noise), alpha=scale)
 
     generating = tokens = 0.0
     started = time.perf_counter()
-    for t in range(iterations):
-        seeds = [t * population + i for i in range(population)]
+    for t in range(1, iterations + 1):
+        members = es.draws(cfg, 0, t)
         fitness = []
-        for seed in seeds:
+        for seed, _ in members:
             add_noise(seed, sigma)
             g = time.perf_counter()
             replies = []
@@ -134,7 +139,7 @@ def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, ba
             add_noise(seed, -sigma)
         f = torch.tensor(fitness)
         z = (f - f.mean()) / (f.std() + 1e-8)
-        for seed, zi in zip(seeds, z.tolist()):
+        for (seed, _), zi in zip(members, z.tolist()):
             add_noise(seed, alpha / population * zi)
     return {"seconds": time.perf_counter() - started, "generating": generating, "tokens": tokens}
 
@@ -156,13 +161,14 @@ def measure(args) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("model", "implementation", "params", "s/iteration", "members/s", "tokens/s", "outside generation", "peak RSS MiB")
+    head = ("model", "implementation", "params", "s/iteration", "members/s", "tokens/iteration", "tokens/s",
+            "outside generation", "peak RSS MiB")
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         per_it = r["seconds"] / r["iterations"]
         lines.append(" | ".join([
             r["model"], r["implementation"], f"{r['params'] / 1e6:.2f} M", f"{per_it:.2f}",
-            f"{r['population'] / per_it:.1f}", f"{r['tokens'] / r['seconds']:.0f}",
+            f"{r['population'] / per_it:.1f}", f"{r['tokens'] / r['iterations']:.0f}", f"{r['tokens'] / r['seconds']:.0f}",
             f"{1 - r['generating'] / r['seconds']:.1%}", f"{r['peak_rss_mib']:.0f}",
         ]))
     return "\n".join(lines)

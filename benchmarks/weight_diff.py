@@ -10,9 +10,11 @@ peak RSS is its own:
     the base, one tensor at a time from memory-mapped safetensors;
   - straightforward: per checkpoint, load both full state dicts and loop over the tensors,
     as a first implementation would.
-Both compute the same per-tensor metrics. The floor is reading the bytes: files are in the
-page cache (just written, then read once to warm), so it is bytes read ÷ memory bandwidth,
-measured here with one large copy.
+Both compute the same per-tensor metrics. Files are in the page cache (just written, then read
+once to warm). Two floors are printed: reading the bytes once (bytes read ÷ memory bandwidth,
+measured with one large copy), and the element-wise passes the metrics need over each
+checkpoint's entries (convert, subtract, norm, abs, max, one compare per τ: about 6 + |τ|
+passes of 4 bytes per entry, also at that bandwidth).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -73,21 +74,29 @@ def straightforward(base_dir: Path, checkpoints: list[tuple[int, Path]]) -> int:
     return rows
 
 
+def peak_rss_mib() -> float:
+    """This process's resident high-water mark. VmHWM, not getrusage's ru_maxrss: the latter
+    survives exec, so a child would inherit the parent's peak from building the checkpoints."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def measure(impl: str, workdir: Path) -> dict:
-    """Run in this process; peak RSS is ru_maxrss, the RSS after imports is the baseline."""
+    """Run in this process; the high-water mark after imports is the baseline."""
     from esforget.weight_diff import diff_run
 
     checkpoints = sorted((int(p.name[4:]), p) for p in workdir.glob("step*"))
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = peak_rss_mib()
     start = time.perf_counter()
     if impl == "esforget":
         rows = diff_run(workdir / "base", checkpoints, THRESHOLDS).height
     else:
         rows = straightforward(workdir / "base", checkpoints)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"impl": impl, "seconds": seconds, "rows": rows, "checkpoints": len(checkpoints),
-            "peak_rss_mib": peak / 1024, "baseline_rss_mib": baseline / 1024}
+            "peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": baseline}
 
 
 def bandwidth_gib_s() -> float:
@@ -131,12 +140,15 @@ def main() -> None:
     bandwidth = bandwidth_gib_s()
     print(f"{k} checkpoints of SmolLM2-135M shape, {size / 2**20:.0f} MiB each (fp32), 1 thread, page cache warm")
     print(f"memory copy bandwidth {bandwidth:.1f} GiB/s")
-    print(f"{'implementation':<16} {'s/checkpoint':>12} {'peak RSS MiB':>13} {'above import':>13} {'bytes read':>11} {'floor s/ckpt':>13}")
+    passes = 6 + len(THRESHOLDS)
+    print(f"{'implementation':<16} {'s/checkpoint':>12} {'peak RSS MiB':>13} {'above import':>13} {'bytes read':>11} "
+          f"{'read floor':>11} {'pass floor':>11}")
     for r in results:
         read = size * (1 + k) if r["impl"] == "esforget" else 2 * size * k
-        floor = read / k / (bandwidth * 2**30)
+        read_floor = read / k / (bandwidth * 2**30)
+        pass_floor = passes * size / (bandwidth * 2**30)
         print(f"{r['impl']:<16} {r['seconds'] / k:>12.2f} {r['peak_rss_mib']:>13.0f} "
-              f"{r['peak_rss_mib'] - r['baseline_rss_mib']:>13.0f} {read / 2**30:>9.2f} G {floor:>13.3f}")
+              f"{r['peak_rss_mib'] - r['baseline_rss_mib']:>13.0f} {read / 2**30:>9.2f} G {read_floor:>10.3f}s {pass_floor:>10.3f}s")
     mean = {impl: [r for r in results if r["impl"] == impl] for impl in ("esforget", "straightforward")}
     ours, plain = (sum(r["seconds"] for r in mean[i]) / len(mean[i]) for i in ("esforget", "straightforward"))
     ours_mem, plain_mem = (

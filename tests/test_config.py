@@ -48,6 +48,7 @@ def test_schema_names_the_bad_key_or_value(config, mutate, message):
         (lambda c: c["runs"].update(tasks=["arith"]), "'arith'.*not 'new'"),
         (lambda c: c["evaluation"].update(tasks=["hellaswag"]), r"evaluation\.tasks names \['hellaswag'\]"),
         (lambda c: c["tasks"]["countdown"].update(source={"kind": "verl_parquet", "path": "/nowhere"}), "/nowhere/train.parquet"),
+        (lambda c: c["tasks"]["countdown"].update(scorer="letter"), "tasks.countdown.scorer='letter' scores no reply"),
     ],
 )
 def test_cross_field_checks_quote_the_values(config, mutate, message):

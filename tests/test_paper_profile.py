@@ -42,7 +42,9 @@ def test_models_tasks_and_probe_are_the_studys(paper):
     hellaswag = paper["tasks"]["hellaswag"]
     assert hellaswag["role"] == "prior" and hellaswag["max_new_tokens"] == 10
     assert (hellaswag["source"]["every"], hellaswag["source"]["instruction"]) == (10, "Answer with the number only.")
-    assert paper["evaluation"]["tasks"] == [*NEW_TASKS, "hellaswag"]
+    mmlu = paper["tasks"]["mmlu"]
+    assert (mmlu["role"], mmlu["scorer"], mmlu["source"]["shots"], mmlu["splits"]["test"]) == ("prior", "letter", 5, 500)
+    assert paper["evaluation"]["tasks"] == [*NEW_TASKS, "hellaswag", "mmlu"]
     assert paper["analysis"]["sparsity_thresholds"] == [1e-6]
 
 
@@ -77,6 +79,6 @@ def test_a_dry_run_plans_every_run_of_the_study_and_nothing_of_the_default(tmp_p
     )
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = dict(line.split()[:2] for line in plan.stdout.splitlines() if line.split()[:1] in (["train_es"], ["train_grpo"], ["prepare_data"]))
-    # 2 models × 4 tasks × 1 seed per method; data for 4 new tasks + HellaSwag
-    assert counts == {"train_es": "8", "train_grpo": "8", "prepare_data": "5"}
+    # 2 models × 4 tasks × 1 seed per method; data for 4 new tasks, HellaSwag and MMLU
+    assert counts == {"train_es": "8", "train_grpo": "8", "prepare_data": "6"}
     assert "tiny" not in plan.stdout and "arith" not in plan.stdout

@@ -109,3 +109,34 @@ def test_hellaswag_is_every_tenth_item_cleaned_shuffled_and_numbered():
         assert lines[5] == "Answer with the number only."
     # a fixed seed: the same shuffles every time
     assert build_splits(HELLASWAG, {}, seed=0)["test"].equals(test)
+
+
+MMLU = {
+    "kind": "hub", "loader": "mmlu", "dataset": "json",
+    "data_files": {"test": str(FIXTURE.parent / "mmlu_test.jsonl"), "dev": str(FIXTURE.parent / "mmlu_dev.jsonl")},
+    "splits": {"train": "test", "validation": "test", "test": "test"}, "shots": 5, "shots_split": "dev",
+}
+
+
+def test_mmlu_is_five_shot_from_the_subjects_dev_items():
+    test = build_splits(MMLU, {}, seed=0)["test"]
+    assert test.height == 6
+    prompt = test.row(0, named=True)["prompt"]
+    assert prompt.startswith("The following are multiple choice questions (with answers) about high school arithmetic.\n\n")
+    assert prompt.count("\nAnswer: B") == 5 and prompt.endswith("\nA. 50\nB. 51\nC. 52\nD. 53\nAnswer:")
+    assert "geography" not in prompt  # worked examples come from the question's own subject
+    assert test["ground_truth"].to_list() == ["1", "2", "3", "1", "2", "3"]
+
+
+def test_answer_letter_probe_picks_the_most_probable_letter_token(micro_model_dir):
+    from esforget.probes import LetterScorer
+
+    model, tokenizer = load_model(micro_model_dir), load_tokenizer(micro_model_dir)
+    rows = build_splits(MMLU, {}, seed=0)["test"]
+    hits = LetterScorer(tokenizer, rows, batch_size=4)(model)
+    letters = [tokenizer(" " + c, add_special_tokens=False)["input_ids"][-1] for c in "ABCD"]
+    for row, hit in zip(rows.iter_rows(named=True), hits, strict=True):
+        ids = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            last = model(torch.tensor([ids])).logits[0, -1]
+        assert hit == (int(last[letters].argmax()) == int(row["ground_truth"]) - 1)

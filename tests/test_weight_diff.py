@@ -146,3 +146,26 @@ def test_rank_of_each_matrix_update_as_a_share_of_full_rank(tmp_path):
     assert row["layers.0.mlp.up_proj.weight"]["rank_percent"] == 25.0  # rank 1 of 4; the 1e-9 is below rtol
     assert row["layers.0.norm.weight"]["rank_percent"] is None
     assert "rank_percent" not in diff_checkpoint(tmp_path / "base", tmp_path / "tuned", [1e-6]).columns
+
+
+def test_reading_in_small_chunks_gives_the_same_numbers(tmp_path, monkeypatch):
+    from esforget import weight_diff
+
+    generator = torch.Generator().manual_seed(0)
+    base = {"a": torch.randn(7, 3, generator=generator), "b": torch.randn(5, generator=generator),
+            "c": torch.tensor(2.0), "d": torch.randn(2, 3, 4, generator=generator).to(torch.bfloat16)}
+    tuned = {n: t + (torch.rand(t.shape, generator=generator) < 0.5).to(t.dtype) for n, t in base.items()}
+    for name, tensors in (("base", base), ("tuned", tuned)):
+        (tmp_path / name).mkdir()
+        save_file(tensors, tmp_path / name / "model.safetensors")
+    whole = diff_checkpoint(tmp_path / "base", tmp_path / "tuned", [1e-6])
+    monkeypatch.setattr(weight_diff, "CHUNK_ENTRIES", 4)  # rows of 3 → chunks of one row
+    chunked = diff_checkpoint(tmp_path / "base", tmp_path / "tuned", [1e-6])
+    assert chunked["sparsity@1e-06"].to_list() == whole["sparsity@1e-06"].to_list()
+    assert chunked["fro_norm"].to_list() == pytest.approx(whole["fro_norm"].to_list(), rel=1e-6)
+    assert chunked["stored_dtype"].to_list() == ["float32", "float32", "float32", "bfloat16"]
+    for name, tensor in tuned.items():  # the plain reader returns exactly what safetensors stored
+        reader = weight_diff.TensorFile(tmp_path / "tuned" / "model.safetensors")
+        rows = tensor.shape[0] if tensor.dim() else 1
+        assert torch.equal(reader.rows(name, 0, rows), tensor)
+        reader.close()

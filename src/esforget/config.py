@@ -25,6 +25,10 @@ def check(config: dict) -> None:
         method_config(name, spec)
     for name, task in tasks.items():
         source = task["source"]
+        if task["scorer"] == "letter" and task["role"] != "prior":
+            raise ValueError(f"tasks.{name}.scorer='letter' scores no reply, so it cannot be trained on; role is {task['role']!r}, not 'prior'")
+        if source.get("loader") == "mmlu" and not {"shots", "shots_split"} <= set(source):
+            raise ValueError(f"tasks.{name}.source: loader 'mmlu' needs 'shots' and 'shots_split' (e.g. 5 and 'dev')")
         if source["kind"] == "verl_parquet":
             for split in ("train", "test"):
                 path = Path(source["path"]) / f"{split}.parquet"

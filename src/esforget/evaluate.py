@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from esforget.models import load_model, load_tokenizer
-from esforget.probes import Divergence, LoglikScorer
+from esforget.probes import Divergence, LetterScorer, LoglikScorer
 from esforget.scoring import GreedyScorer
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ COLUMNS = {
     "seed": pl.Int64,
     "step": pl.Int64,
     "eval_task": pl.String,
-    "probe": pl.String,  # generative | loglikelihood | loglikelihood_norm
+    "probe": pl.String,  # generative | loglikelihood | loglikelihood_norm | answer_letter
     "n": pl.Int64,
     "correct": pl.Int64,
     "accuracy": pl.Float64,
@@ -83,11 +83,13 @@ def evaluate(
     greedy = {
         name: GreedyScorer(tokenizer, task.rows, task.scorer, task.max_new_tokens, batch_size, device, task.stop_strings)
         for name, task in tasks.items()
+        if task.scorer != "letter"
     }
+    letter = {name: LetterScorer(tokenizer, task.rows, batch_size, device) for name, task in tasks.items() if task.scorer == "letter"}
     loglik = {name: LoglikScorer(tokenizer, task.rows, batch_size, device) for name, task in tasks.items() if task.scorer == "choice"}
     base = load_model(base_dir, device=device)
     divergence = {
-        name: Divergence(base, greedy[name].prompt_ids, tokenizer.pad_token_id, device)
+        name: Divergence(base, (greedy.get(name) or letter[name]).prompt_ids, tokenizer.pad_token_id, device)
         for name, task in tasks.items()
         if task.prior
     }
@@ -97,14 +99,16 @@ def evaluate(
         for name in tasks:
             labelled = {**labels, "step": step, "eval_task": name}
             kl = divergence[name](model) if name in divergence else None
-            scored = greedy[name](model)
-            n = len(scored.correct)
-            records.append(_row(labelled, "generative", scored.correct, scored.generated_tokens / n, kl))
+            if name in letter:
+                records.append(_row(labelled, "answer_letter", letter[name](model), None, kl))
+            else:
+                scored = greedy[name](model)
+                records.append(_row(labelled, "generative", scored.correct, scored.generated_tokens / len(scored.correct), kl))
             if name in loglik:
                 choices = loglik[name](model)
                 records.append(_row(labelled, "loglikelihood", choices.acc, None, kl))
                 records.append(_row(labelled, "loglikelihood_norm", choices.acc_norm, None, kl))
-            log.info("step %d %s generative accuracy %.4f (n=%d) kl %s", step, name, scored.accuracy, n, kl)
+            log.info("step %d %s %s accuracy %.4f kl %s", step, name, records[-1]["probe"], records[-1]["accuracy"], kl)
     return pl.DataFrame(records, schema=COLUMNS)
 
 

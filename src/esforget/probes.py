@@ -104,6 +104,28 @@ def _continuation_logprobs(model: PreTrainedModel, batch: PromptBatch, widths: l
     return [float(picked[row, picked.shape[1] - width :].sum()) for row, width in enumerate(widths)]
 
 
+class LetterScorer:
+    """MMLU's probe: of the tokens " A" … " D", the one most probable right after the prompt
+    (which ends with "Answer:") is the choice. One forward pass per prompt, no generation."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, rows: pl.DataFrame, batch_size: int, device: str = "cpu"):
+        self.letters = [tokenizer(" " + letter, add_special_tokens=False)["input_ids"][-1] for letter in "ABCD"]
+        if len(set(self.letters)) != 4:
+            raise ValueError(f"letter probe: the tokenizer maps ' A' … ' D' to {self.letters}, not four tokens")
+        self.prompt_ids = tokenizer(rows["prompt"].to_list(), add_special_tokens=False)["input_ids"]
+        self.answers = [int(t) - 1 for t in rows["ground_truth"]]
+        self.batches = make_batches(self.prompt_ids, tokenizer.pad_token_id, batch_size, device)
+
+    @torch.inference_mode()
+    def __call__(self, model: PreTrainedModel) -> list[bool]:
+        chosen = []
+        for batch in self.batches:
+            out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                        position_ids=batch.position_ids, logits_to_keep=1)
+            chosen += out.logits[:, -1, self.letters].argmax(-1).tolist()
+        return [c == a for c, a in zip(chosen, self.answers, strict=True)]
+
+
 class Divergence:
     """Mean per-token KL(base ‖ tuned) of the next-token distributions over a task's prompts.
 

@@ -21,8 +21,8 @@ GENERATIVE = "generative"
 
 def retention_pairs(retention: pl.DataFrame, prior_tasks: list[str]) -> pl.DataFrame:
     """One row per (run, checkpoint, prior task): new-task accuracy beside prior-task accuracy,
-    both by the generative probe (the authors')."""
-    retention = retention.filter(pl.col("probe") == GENERATIVE)
+    both by the authors' probe of each task (generative; the answer letter for MMLU)."""
+    retention = retention.filter(pl.col("probe").is_in([GENERATIVE, "answer_letter"]))
     new = retention.filter(pl.col("eval_task") == pl.col("train_task")).select(
         *RUN_KEYS, "algorithm", "step", pl.col("accuracy").alias("new_accuracy")
     )

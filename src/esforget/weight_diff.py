@@ -2,14 +2,17 @@
 
 Why by hand: the quantities are the authors' (Frobenius norm of ΔW, share of entries with
 |ΔW| ≤ τ per layer and bucket) and need their name rules. Tensors are streamed from the
-safetensors files (memory-mapped), so at most one base and one tuned tensor are in memory.
+safetensors files in row chunks, every checkpoint of a run against one read of the base.
 Differences are computed in fp32 whatever dtype was stored; the stored dtype is recorded
 because rounding decides what counts as "unchanged".
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from contextlib import ExitStack
 from pathlib import Path
 
 import polars as pl
@@ -63,32 +66,101 @@ def load_tensor(file: Path, name: str) -> torch.Tensor:
 RANK_RTOL = 1e-5
 """Singular values below rtol × the largest count as zero in `rank_percent` (the authors')."""
 
-
-def tensor_metrics(base: torch.Tensor, tuned: torch.Tensor, thresholds: list[float], rank: bool = False) -> dict:
-    """ΔW = tuned − base in fp32, reduced in place so that at most base, ΔW and one boolean
-    mask are alive at once."""
-    delta = tuned.to(torch.float32, copy=True)
-    delta.sub_(base.float())
-    base_norm = float(base.float().norm())
-    fro = float(delta.norm())
-    row = {
-        "numel": delta.numel(),
-        "fro_norm": fro,
-        "relative_norm": fro / base_norm if base_norm > 0 else float("nan"),
-    }
-    if rank:
-        row["rank_percent"] = _rank_percent(delta)
-    delta.abs_()
-    row["max_abs"] = float(delta.max()) if delta.numel() else 0.0
-    for tau in thresholds:
-        row[f"sparsity@{tau:g}"] = int((delta <= tau).sum()) / max(delta.numel(), 1)
-    return row
+CHUNK_ENTRIES = 2**22
+"""Entries of a tensor read at once (16 MiB in fp32): peak memory is a few chunks, however
+large the model's largest tensor (a 1.5B model's embedding is ~0.9 GB in fp32)."""
 
 
-def _rank_percent(delta: torch.Tensor) -> float | None:
-    """Rank of a 2-D ΔW as % of full rank; None for other shapes (norm weights, biases)."""
-    if delta.dim() != 2:
+class _Totals:
+    """Running reductions of one checkpoint's ΔW over the chunks of one tensor."""
+
+    def __init__(self, thresholds: list[float]):
+        self.squares, self.max_abs, self.numel = 0.0, 0.0, 0
+        self.unchanged = dict.fromkeys(thresholds, 0)
+
+    def add(self, delta: torch.Tensor) -> None:
+        self.squares += float(delta.norm()) ** 2
+        delta.abs_()
+        if delta.numel():
+            self.max_abs = max(self.max_abs, float(delta.max()))
+        for tau in self.unchanged:
+            self.unchanged[tau] += int(torch.count_nonzero(delta <= tau))
+        self.numel += delta.numel()
+
+    def metrics(self, base_norm: float) -> dict:
+        fro = self.squares**0.5
+        row = {
+            "numel": self.numel,
+            "fro_norm": fro,
+            "relative_norm": fro / base_norm if base_norm > 0 else float("nan"),
+            "max_abs": self.max_abs,
+        }
+        for tau, count in self.unchanged.items():
+            row[f"sparsity@{tau:g}"] = count / max(self.numel, 1)
+        return row
+
+
+def _row_ranges(shape: list[int]) -> list[tuple[int, int]]:
+    """Ranges of leading-dimension rows holding about CHUNK_ENTRIES entries each."""
+    if not shape:
+        return [(0, 1)]
+    per_row = max(1, math.prod(shape[1:]))
+    step = max(1, CHUNK_ENTRIES // per_row)
+    return [(a, min(a + step, shape[0])) for a in range(0, shape[0], step)]
+
+
+_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+}
+
+
+class TensorFile:
+    """Row ranges of the tensors of one safetensors file, read with plain file reads.
+
+    Why not `safetensors.safe_open`: it memory-maps the file, and every page read through the
+    map stays resident while the file is open or any tensor read from it is alive, so
+    streaming a model through it ends up holding the whole model in RSS. The format is
+    simple enough (8-byte little-endian header length, a JSON header of dtype, shape and byte
+    offsets, then the raw data) that reading a row range is a seek and a readinto.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.file = open(path, "rb")
+        size = int.from_bytes(self.file.read(8), "little")
+        self.header = json.loads(self.file.read(size))
+        self.header.pop("__metadata__", None)
+        self.data_start = 8 + size
+
+    def shape(self, name: str) -> list[int]:
+        return self.header[name]["shape"]
+
+    def rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows [start, stop) of the tensor's leading dimension (a 0-d tensor: all of it)."""
+        info = self.header[name]
+        dtype, shape = _DTYPES[info["dtype"]], info["shape"]
+        per_row = math.prod(shape[1:]) if shape else 1
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        count = (stop - start) * per_row
+        buffer = bytearray(count * itemsize)
+        self.file.seek(self.data_start + info["data_offsets"][0] + start * per_row * itemsize)
+        if self.file.readinto(buffer) != len(buffer):
+            raise ValueError(f"{self.path}: {name} is truncated")
+        out = torch.frombuffer(buffer, dtype=dtype) if count else torch.empty(0, dtype=dtype)
+        return out.reshape([stop - start, *shape[1:]] if shape else [])
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _rank_percent(base_file: Path, tuned_file: Path, name: str) -> float | None:
+    """Rank of a 2-D ΔW as % of full rank; None for other shapes (norm weights, biases).
+    Needs the whole ΔW (an SVD), so the one place a full tensor pair is loaded."""
+    base, tuned = load_tensor(base_file, name), load_tensor(tuned_file, name)
+    if base.dim() != 2:
         return None
+    delta = tuned.float() - base.float()
     return 100.0 * int(torch.linalg.matrix_rank(delta, rtol=RANK_RTOL)) / min(delta.shape)
 
 
@@ -102,9 +174,10 @@ def diff_run(
 ) -> pl.DataFrame:
     """Every checkpoint of a run against the base in one pass over the base's tensors.
 
-    Each base tensor is read once and compared with that tensor of every checkpoint, so the
-    base is read once per run instead of once per checkpoint; peak memory stays at about two
-    tensors (base and ΔW), never two models. One row per (step, tensor).
+    Each chunk of a base tensor is read once and compared with the same chunk of every
+    checkpoint, so the base is read once per run instead of once per checkpoint, and peak
+    memory is a few chunks (CHUNK_ENTRIES), never a whole tensor, let alone two models.
+    ΔW is computed in fp32 whatever dtype was stored. One row per (step, tensor).
     """
     base_index = tensor_files(base_dir)
     indexes = [(step, path, tensor_files(path)) for step, path in checkpoints]
@@ -113,25 +186,43 @@ def diff_run(
             differing = sorted(set(base_index) ^ set(index))[:5]
             raise ValueError(f"{path} and {base_dir} hold different tensors, e.g. {differing}")
     rows = []
-    # Files are opened per tensor, not held open for the pass: a memory map's touched pages
-    # count as resident while it is mapped, which would grow to the size of every file read.
-    for name in tqdm(sorted(base_index), desc="tensors", unit="tensor", mininterval=5):
-        base = load_tensor(base_index[name], name)
-        for step, path, index in indexes:
-            tuned = load_tensor(index[name], name)
-            if base.shape != tuned.shape:
-                raise ValueError(f"{name}: shape {tuple(tuned.shape)} in {path} vs {tuple(base.shape)} in base")
-            rows.append(
-                {
+    with ExitStack() as stack:
+        files: dict[Path, TensorFile] = {}
+
+        def reader(file: Path) -> TensorFile:
+            if file not in files:
+                files[file] = TensorFile(file)
+                stack.callback(files[file].close)
+            return files[file]
+
+        for name in tqdm(sorted(base_index), desc="tensors", unit="tensor", mininterval=5):
+            base = reader(base_index[name])
+            shape = base.shape(name)
+            tuned = [reader(index[name]) for _, _, index in indexes]
+            for (_, path, _), file in zip(indexes, tuned, strict=True):
+                if file.shape(name) != shape:
+                    raise ValueError(f"{name}: shape {tuple(file.shape(name))} in {path} vs {tuple(shape)} in base")
+            totals = [_Totals(thresholds) for _ in indexes]
+            base_squares, stored = 0.0, [None] * len(indexes)
+            for a, b in _row_ranges(shape):
+                base_rows = base.rows(name, a, b).float()
+                base_squares += float(base_rows.norm()) ** 2
+                for k, file in enumerate(tuned):
+                    rows_k = file.rows(name, a, b)
+                    stored[k] = str(rows_k.dtype).removeprefix("torch.")
+                    totals[k].add(rows_k.float() - base_rows)
+            for k, (step, _, index) in enumerate(indexes):
+                row = {
                     "step": step,
                     "tensor": name,
                     "layer": layer_index(name),
                     "bucket": bucket(name),
-                    "stored_dtype": str(tuned.dtype).removeprefix("torch."),
-                    **tensor_metrics(base, tuned, thresholds, rank),
+                    "stored_dtype": stored[k],
+                    **totals[k].metrics(base_squares**0.5),
                 }
-            )
-            del tuned
+                if rank:
+                    row["rank_percent"] = _rank_percent(base_index[name], index[name], name)
+                rows.append(row)
     return pl.DataFrame(rows, schema_overrides={"layer": pl.Int64, "rank_percent": pl.Float64} if rank else {"layer": pl.Int64})
 
 

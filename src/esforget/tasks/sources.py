@@ -260,12 +260,53 @@ def _hellaswag_rows(ds, source) -> list[dict]:
     return rows
 
 
+MMLU_LETTERS = "ABCD"
+
+
+def mmlu_question(row: dict, with_answer: bool) -> str:
+    """One MMLU question as the original 5-shot format writes it (Hendrycks et al.)."""
+    lines = [row["question"].strip(), *(f"{letter}. {choice}" for letter, choice in zip(MMLU_LETTERS, row["choices"]))]
+    answer = f"Answer: {MMLU_LETTERS[row['answer']]}" if with_answer else "Answer:"
+    return "\n".join([*lines, answer])
+
+
+def _mmlu_rows(ds, source) -> list[dict]:
+    """k-shot MMLU (raw text, no chat template): per subject, the first `shots` items of the
+    `shots_split` split as worked examples, then the question; answered by the letter
+    (scorer `letter`: the log-probability of " A" … " D" at the first answer token)."""
+    import datasets
+
+    dev = datasets.load_dataset(
+        source["dataset"], source.get("config"), data_files=source.get("data_files"), split=source["shots_split"]
+    )
+    shots: dict[str, list[dict]] = {}
+    for row in dev:
+        shots.setdefault(row["subject"], []).append(row)
+    rows = []
+    for i, r in enumerate(ds):
+        examples = shots.get(r["subject"], [])[: source["shots"]]
+        if len(examples) < source["shots"]:
+            raise ValueError(f"mmlu: only {len(examples)} {source['shots_split']!r} items for subject {r['subject']!r}")
+        header = f"The following are multiple choice questions (with answers) about {r['subject'].replace('_', ' ')}.\n\n"
+        body = "\n\n".join([*(mmlu_question(e, True) for e in examples), mmlu_question(r, False)])
+        rows.append(
+            {
+                "id": str(i),
+                "prompt": header + body,
+                "ground_truth": str(r["answer"] + 1),
+                "info": {"subject": r["subject"], "question": r["question"], "options": list(r["choices"])},
+            }
+        )
+    return rows
+
+
 HUB_LOADERS = {
     "gsm8k": _gsm8k_rows,
     "math": _math_rows,
     "olympiadbench": _olympiad_rows,
     "countdown": _countdown_rows,
     "hellaswag": _hellaswag_rows,
+    "mmlu": _mmlu_rows,
 }
 
 
