@@ -88,7 +88,7 @@ def test_metrics_tables_have_one_row_per_step(workdir):
 
 def test_report_has_figures_and_the_accuracy_table(workdir):
     page = (workdir / "results/report/report.html").read_text()
-    assert page.count("<svg") == 3 and "<table>" in page
+    assert page.count("<svg") == 4 and "<table>" in page
     accuracy = read(workdir, "results/report/accuracy.parquet")
     assert sorted(zip(accuracy["method"], accuracy["eval_task"], accuracy["probe"])) == [
         (method, *task_probe) for method in ("es", "grpo")

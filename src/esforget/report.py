@@ -52,19 +52,34 @@ def tradeoff_chart(pairs: pl.DataFrame) -> alt.Chart:
     )
 
 
-def norm_chart(weights: pl.DataFrame) -> alt.Chart:
+def _against_step(frame: pl.DataFrame, field: str, title: str, tooltip: list[str]) -> alt.Chart:
+    """One line per run of `field` against step, coloured by method."""
     return (
-        alt.Chart(weights)
+        alt.Chart(frame)
         .mark_line(point=True)
         .encode(
             x=alt.X("step:Q"),
-            y=alt.Y("fro_norm:Q", title="‖ΔW‖_F (all parameters)"),
+            y=alt.Y(f"{field}:Q", title=title),
             color="method:N",
             detail="seed:N",
-            tooltip=[*RUN_KEYS, "step", "fro_norm"],
+            tooltip=[*RUN_KEYS, "step", *tooltip, field],
         )
         .properties(width=360, height=240)
-        .facet(column=alt.Column("train_task:N", title="trained on"))
+    )
+
+
+def norm_chart(weights: pl.DataFrame) -> alt.Chart:
+    return _against_step(weights, "fro_norm", "‖ΔW‖_F (all parameters)", []).facet(
+        column=alt.Column("train_task:N", title="trained on")
+    )
+
+
+def divergence_chart(retention: pl.DataFrame) -> alt.Chart:
+    """KL(base ‖ checkpoint) on each prior task's prompts against step (one value per
+    checkpoint and prior task, repeated on each probe's row: read from the first probe)."""
+    kl = retention.filter(pl.col("kl_from_base").is_not_null()).unique([*RUN_KEYS, "step", "eval_task"], keep="first")
+    return _against_step(kl, "kl_from_base", "mean per-token KL(base ‖ checkpoint)", ["eval_task"]).facet(
+        column=alt.Column("eval_task:N", title="prompts of prior task"), row=alt.Row("train_task:N", title="trained on")
     )
 
 
@@ -153,6 +168,9 @@ SECTIONS = [
      "method. Points moving right learn the new task; points moving down forget the prior one."),
     ("norm", "Size of the update",
      "Frobenius norm of θ_step − θ_base over all parameters, per checkpoint."),
+    ("divergence", "How far the output distribution moved",
+     "Mean per-token KL(base ‖ checkpoint) of the next-token distributions over each prior "
+     "task's prompts: a probe-free measure of how much the model changed where it should not."),
     ("sparsity", "Where the update lands",
      "Share of entries left unchanged (|ΔW| ≤ τ) per layer and bucket at each run's final "
      "checkpoint; ES solid, GRPO dashed. Sparse updates stay near 1, dense ones near 0."),
@@ -173,6 +191,7 @@ def render(
     charts = {
         "tradeoff": tradeoff_chart(retention_pairs(retention, prior_tasks)),
         "norm": norm_chart(weights),
+        "divergence": divergence_chart(retention),
         "sparsity": sparsity_chart(layer_sparsity(per_tensor, tau), tau),
     }
     rendered = {key: svg(chart) for key, chart in charts.items()}

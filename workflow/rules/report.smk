@@ -19,6 +19,11 @@ rule render_report:
             caption="../report/norm.rst",
             category="Figures",
         ),
+        divergence=report(
+            "results/report/figures/divergence.svg",
+            caption="../report/divergence.rst",
+            category="Figures",
+        ),
         sparsity=report(
             "results/report/figures/sparsity.svg",
             caption="../report/sparsity.rst",

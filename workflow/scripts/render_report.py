@@ -14,7 +14,7 @@ table = render(
     params.prior_tasks,
     params.tau,
     snakemake.output.html,
-    {key: snakemake.output[key] for key in ("tradeoff", "norm", "sparsity")},
+    {key: snakemake.output[key] for key in ("tradeoff", "norm", "divergence", "sparsity")},
     title="ES vs GRPO: learning the new task, forgetting the old",
 )
 write_parquet(table, snakemake.output.accuracy)
