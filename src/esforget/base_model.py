@@ -52,7 +52,12 @@ def _load_external(spec: dict):
     folder = Path(spec["path"]) if "path" in spec else _smollm2_folder()
     if not (folder / spec["gguf_file"]).exists():
         raise FileNotFoundError(f"missing GGUF file: {folder / spec['gguf_file']}")
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=spec["gguf_file"], dtype=dtype)
+    dequantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=spec["gguf_file"], dtype=dtype)
+    # transformers marks a GGUF-loaded model as quantized and refuses to save it, although its
+    # weights are already dequantized to `dtype`: move them into a plain model of the same config.
+    model = AutoModelForCausalLM.from_config(dequantized.config, dtype=dtype)
+    model.load_state_dict(dequantized.state_dict())
+    model.generation_config = dequantized.generation_config
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=spec["gguf_file"])
     return model, tokenizer
 
