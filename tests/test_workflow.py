@@ -109,6 +109,16 @@ def test_a_second_run_has_nothing_to_do(workdir):
     assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr
 
 
+def test_a_change_file_layered_over_the_profile_changes_only_its_keys(workdir, tmp_path):
+    change = tmp_path / "seeds.yaml"
+    change.write_text("seeds: [0, 1]\n")
+    plan = subprocess.run([*SNAKEMAKE, "--cores", "1", "-n", "--configfile", "config/config.yaml", str(change)],
+                          cwd=workdir, capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = dict(line.split()[:2] for line in plan.stdout.splitlines() if line.split()[:1] in (["train_es"], ["prepare_data"]))
+    assert jobs == {"train_es": "1"}  # seed 1 is new; seed 0, the data and the base are done
+
+
 def test_lint_is_clean():
     done = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
