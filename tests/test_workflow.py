@@ -95,6 +95,7 @@ def test_report_has_figures_and_the_accuracy_table(workdir):
         for task_probe in (("arith", "generative"), ("arith", "loglikelihood"), ("arith", "loglikelihood_norm"),
                            ("countdown", "generative"))
     ]
+    assert set(accuracy["peak_step"]) <= {2.0, 4.0}  # a saved checkpoint picked by validation accuracy
 
 
 def test_every_stage_logged_to_its_file(workdir):

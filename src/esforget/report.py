@@ -112,21 +112,28 @@ def layer_sparsity(per_tensor: pl.DataFrame, tau: float) -> pl.DataFrame:
     )
 
 
-def accuracy_table(retention: pl.DataFrame) -> pl.DataFrame:
+def validation_peaks(metrics: pl.DataFrame) -> pl.DataFrame:
+    """The checkpoint of each run with the best validation accuracy logged during training
+    (the earliest on ties): the paper's "peak-validation" checkpoint, chosen without looking
+    at the split the table reports. `metrics` holds RUN_KEYS, `checkpoint` (ES iteration or
+    GRPO rollout) and `val/accuracy`."""
+    return (
+        metrics.filter(pl.col("val/accuracy").is_not_null())
+        .sort("val/accuracy", "checkpoint", descending=[True, False])
+        .group_by(RUN_KEYS, maintain_order=True)
+        .first()
+        .select(*RUN_KEYS, pl.col("checkpoint").alias("peak_step"), pl.col("val/accuracy").alias("peak_validation"))
+    )
+
+
+def accuracy_table(retention: pl.DataFrame, peaks: pl.DataFrame) -> pl.DataFrame:
     """Base, final and peak accuracy per (model, method, train task, eval task, probe), mean
     over seeds, with the final divergence from the base on prior tasks.
 
-    Peak is the checkpoint with the best generative new-task accuracy; every other task and
-    probe is read at that same checkpoint.
+    Peak is each run's best checkpoint by validation accuracy (`validation_peaks`); every task
+    and probe is read at that same checkpoint.
     """
-    peak_step = (
-        retention.filter((pl.col("eval_task") == pl.col("train_task")) & (pl.col("probe") == GENERATIVE))
-        .sort("accuracy", "step", descending=[True, False])
-        .group_by(RUN_KEYS, maintain_order=True)
-        .first()
-        .select(*RUN_KEYS, pl.col("step").alias("peak_step"))
-    )
-    with_peak = retention.join(peak_step, on=RUN_KEYS)
+    with_peak = retention.join(peaks, on=RUN_KEYS, how="left")
     per_run = with_peak.group_by(*RUN_KEYS, "eval_task", "probe").agg(
         pl.col("accuracy").filter(pl.col("step") == 0).first().alias("base"),
         pl.col("accuracy").sort_by("step").last().alias("final"),
@@ -144,7 +151,10 @@ def accuracy_table(retention: pl.DataFrame) -> pl.DataFrame:
             pl.col("peak_step").mean(),
             pl.col("final_kl").mean(),
         )
-        .with_columns((pl.col("final") - pl.col("base")).alias("final_minus_base"))
+        .with_columns(
+            (pl.col("final") - pl.col("base")).alias("final_minus_base"),
+            (pl.col("at_peak") - pl.col("base")).alias("peak_minus_base"),
+        )
         .sort("model", "train_task", "method", "eval_task", "probe")
     )
 
@@ -181,6 +191,7 @@ def render(
     retention: pl.DataFrame,
     weights: pl.DataFrame,
     per_tensor: pl.DataFrame,
+    peaks: pl.DataFrame,
     prior_tasks: list[str],
     tau: float,
     out_html: str | Path,
@@ -198,14 +209,15 @@ def render(
     for key, path in figure_paths.items():
         with atomic_path(path) as tmp:
             tmp.write_text(rendered[key])
-    table = accuracy_table(retention)
+    table = accuracy_table(retention, peaks)
     parts = [f"<h1>{html.escape(title)}</h1>"]
     for key, heading, text in SECTIONS:
         parts += [f"<h2>{heading}</h2>", f"<p>{text}</p>", rendered[key]]
     parts += [
         "<h2>Accuracy per task and method</h2>",
         "<p>Mean over seeds. <em>base</em>: step 0; <em>final</em>: last checkpoint; <em>at_peak</em>: "
-        "at the checkpoint with the best new-task accuracy (<em>peak_step</em>). <em>probe</em>: "
+        "at each run's checkpoint with the best validation accuracy during training (<em>peak_step</em>, "
+        "chosen without looking at the evaluation split). <em>probe</em>: "
         "<em>generative</em> is the authors' (greedy reply, first option digit); <em>loglikelihood</em> "
         "and <em>loglikelihood_norm</em> are the evaluation harnesses' acc and acc_norm. "
         "<em>final_kl</em>: mean per-token KL(base ‖ final checkpoint) on the prior task's prompts. "
@@ -222,11 +234,13 @@ def render(
     return table
 
 
-def collect(retention_paths, weight_paths, methods: dict, thresholds: list[float]):
-    """Read every run's tables; add each method's algorithm; sum update norms per checkpoint.
+def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], methods: dict, thresholds: list[float]):
+    """Read every run's tables; add each method's algorithm; sum update norms per checkpoint;
+    find each run's peak-validation checkpoint. `runs` (model, method, task, seed) is aligned
+    with the metrics paths.
 
     Returns (retention, per-tensor weight differences, whole-model norms per checkpoint with
-    step 0 = 0).
+    step 0 = 0, validation peaks).
     """
     from esforget.io import read_parquet
     from esforget.weight_diff import summarise
@@ -240,4 +254,20 @@ def collect(retention_paths, weight_paths, methods: dict, thresholds: list[float
     ]
     starts = per_tensor.select(RUN_KEYS).unique().with_columns(pl.lit(0).alias("step"), pl.lit(0.0).alias("fro_norm"))
     norms = pl.concat([starts, pl.DataFrame(norms)], how="diagonal_relaxed").sort(*RUN_KEYS, "step")
-    return retention, per_tensor, norms
+    validation = pl.concat([_validation_log(read_parquet(p), run) for p, run in zip(metrics_paths, runs, strict=True)])
+    checkpoints = retention.select(*RUN_KEYS, pl.col("step").alias("checkpoint")).unique()
+    return retention, per_tensor, norms, validation_peaks(validation.join(checkpoints, on=[*RUN_KEYS, "checkpoint"], how="semi"))
+
+
+def _validation_log(metrics: pl.DataFrame, run: dict) -> pl.DataFrame:
+    """(run keys, checkpoint, val/accuracy) from one run's metrics table; GRPO's checkpoints
+    are named by rollout, ES's by iteration."""
+    checkpoint = "rollout" if "rollout" in metrics.columns else "step"
+    return metrics.select(
+        pl.lit(run["model"]).alias("model"),
+        pl.lit(run["method"]).alias("method"),
+        pl.lit(run["task"]).alias("train_task"),
+        pl.lit(run["seed"], dtype=pl.Int64).alias("seed"),
+        pl.col(checkpoint).cast(pl.Int64).alias("checkpoint"),
+        pl.col("val/accuracy").cast(pl.Float64),
+    )

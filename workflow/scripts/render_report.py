@@ -4,13 +4,14 @@ from esforget.report import collect, render
 
 to_file(snakemake.log[0])
 params = snakemake.params
-retention, per_tensor, norms = collect(
-    snakemake.input.retention, snakemake.input.weights, params.methods, params.thresholds
+retention, per_tensor, norms, peaks = collect(
+    snakemake.input.retention, snakemake.input.weights, snakemake.input.metrics, params.runs, params.methods, params.thresholds
 )
 table = render(
     retention,
     norms,
     per_tensor,
+    peaks,
     params.prior_tasks,
     params.tau,
     snakemake.output.html,
