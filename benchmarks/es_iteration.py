@@ -73,12 +73,19 @@ def prompts(style: str, count: int):
     return build_splits(source, {"train": count, "validation": 1, "test": 1}, seed=0)["train"]
 
 
+def es_config(population: int, master_copy: bool = True):
+    """The paper's σ and α: both loops draw and scale the same noise from this config."""
+    from esforget import es
+
+    return es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4, master_copy=master_copy)
+
+
 def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops,
                  master_copy=True) -> dict:
     from esforget import es
     from esforget.scoring import GreedyScorer
 
-    cfg = es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4, master_copy=master_copy)
+    cfg = es_config(population, master_copy)
     weights = es.Weights(model, cfg.noise, cfg.master_copy)
     scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size, stop_strings=stops)
     generating = tokens = 0.0
@@ -103,7 +110,7 @@ def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, ba
     from esforget import es
     from esforget.tasks import score_replies
 
-    cfg = es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4)
+    cfg = es_config(population)
     sigma, alpha = cfg.sigma, cfg.alpha
     texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
              for p in rows["prompt"]]

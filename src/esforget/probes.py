@@ -19,7 +19,7 @@ import polars as pl
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from esforget.generation import PromptBatch, make_batches, pad_left
+from esforget.generation import PromptBatch, make_batches
 
 LOGIT_BUDGET = 2**27
 """Most logits (rows × positions × vocabulary, fp32: 512 MiB) materialised at once; batches
@@ -137,8 +137,7 @@ class Divergence:
         self.base = base
         vocabulary = base.get_output_embeddings().weight.shape[0]
         width = max(len(ids) for ids in prompt_ids)
-        rows = max(1, LOGIT_BUDGET // (width * vocabulary))
-        self.batches = [pad_left(prompt_ids[i : i + rows], pad_id, device) for i in range(0, len(prompt_ids), rows)]
+        self.batches = make_batches(prompt_ids, pad_id, max(1, LOGIT_BUDGET // (width * vocabulary)), device)
 
     @torch.inference_mode()
     def __call__(self, tuned: PreTrainedModel) -> float:

@@ -16,13 +16,14 @@ import vl_convert as vlc
 from esforget.io import atomic_path
 
 RUN_KEYS = ["model", "method", "train_task", "seed"]
-GENERATIVE = "generative"
+AUTHORS_PROBES = ["generative", "answer_letter"]
+"""The probe the authors used for each kind of task: a greedy reply; MMLU's answer letter."""
 
 
 def retention_pairs(retention: pl.DataFrame, prior_tasks: list[str]) -> pl.DataFrame:
     """One row per (run, checkpoint, prior task): new-task accuracy beside prior-task accuracy,
     both by the authors' probe of each task (generative; the answer letter for MMLU)."""
-    retention = retention.filter(pl.col("probe").is_in([GENERATIVE, "answer_letter"]))
+    retention = retention.filter(pl.col("probe").is_in(AUTHORS_PROBES))
     new = retention.filter(pl.col("eval_task") == pl.col("train_task")).select(
         *RUN_KEYS, "algorithm", "step", pl.col("accuracy").alias("new_accuracy")
     )

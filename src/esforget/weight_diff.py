@@ -136,10 +136,13 @@ class TensorFile:
     def shape(self, name: str) -> list[int]:
         return self.header[name]["shape"]
 
+    def dtype(self, name: str) -> torch.dtype:
+        return _DTYPES[self.header[name]["dtype"]]
+
     def rows(self, name: str, start: int, stop: int) -> torch.Tensor:
         """Rows [start, stop) of the tensor's leading dimension (a 0-d tensor: all of it)."""
         info = self.header[name]
-        dtype, shape = _DTYPES[info["dtype"]], info["shape"]
+        dtype, shape = self.dtype(name), info["shape"]
         per_row = math.prod(shape[1:]) if shape else 1
         itemsize = torch.empty((), dtype=dtype).element_size()
         count = (stop - start) * per_row
@@ -154,14 +157,14 @@ class TensorFile:
         self.file.close()
 
 
-def _rank_percent(base_file: Path, tuned_file: Path, name: str) -> float | None:
+def _rank_percent(base: TensorFile, tuned: TensorFile, name: str) -> float | None:
     """Rank of a 2-D ΔW as % of full rank; None for other shapes (norm weights, biases).
-    Needs the whole ΔW (an SVD), so the one place a full tensor pair is loaded."""
-    base, tuned = load_tensor(base_file, name), load_tensor(tuned_file, name)
-    if base.dim() != 2:
+    Needs the whole ΔW (an SVD), so the one place a full tensor pair is read."""
+    shape = base.shape(name)
+    if len(shape) != 2:
         return None
-    delta = tuned.float() - base.float()
-    return 100.0 * int(torch.linalg.matrix_rank(delta, rtol=RANK_RTOL)) / min(delta.shape)
+    delta = tuned.rows(name, 0, shape[0]).float() - base.rows(name, 0, shape[0]).float()
+    return 100.0 * int(torch.linalg.matrix_rank(delta, rtol=RANK_RTOL)) / min(shape)
 
 
 def diff_checkpoint(base_dir: str | Path, tuned_dir: str | Path, thresholds: list[float], rank: bool = False) -> pl.DataFrame:
@@ -203,25 +206,23 @@ def diff_run(
                 if file.shape(name) != shape:
                     raise ValueError(f"{name}: shape {tuple(file.shape(name))} in {path} vs {tuple(shape)} in base")
             totals = [_Totals(thresholds) for _ in indexes]
-            base_squares, stored = 0.0, [None] * len(indexes)
+            base_squares = 0.0
             for a, b in _row_ranges(shape):
                 base_rows = base.rows(name, a, b).float()
                 base_squares += float(base_rows.norm()) ** 2
-                for k, file in enumerate(tuned):
-                    rows_k = file.rows(name, a, b)
-                    stored[k] = str(rows_k.dtype).removeprefix("torch.")
-                    totals[k].add(rows_k.float() - base_rows)
-            for k, (step, _, index) in enumerate(indexes):
+                for file, total in zip(tuned, totals, strict=True):
+                    total.add(file.rows(name, a, b).float() - base_rows)
+            for (step, _, _), file, total in zip(indexes, tuned, totals, strict=True):
                 row = {
                     "step": step,
                     "tensor": name,
                     "layer": layer_index(name),
                     "bucket": bucket(name),
-                    "stored_dtype": stored[k],
-                    **totals[k].metrics(base_squares**0.5),
+                    "stored_dtype": str(file.dtype(name)).removeprefix("torch."),
+                    **total.metrics(base_squares**0.5),
                 }
                 if rank:
-                    row["rank_percent"] = _rank_percent(base_index[name], index[name], name)
+                    row["rank_percent"] = _rank_percent(base, file, name)
                 rows.append(row)
     return pl.DataFrame(rows, schema_overrides={"layer": pl.Int64, "rank_percent": pl.Float64} if rank else {"layer": pl.Int64})
 

@@ -163,16 +163,14 @@ def _hub(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame]:
     import datasets  # heavy import, only for hub sources
 
     loader = HUB_LOADERS[source["loader"]]
+    converted: dict[str, pl.DataFrame] = {}  # a hub split named by several of ours is read once
     frames = {}
     for split in SPLITS:
-        ds = datasets.load_dataset(
-            source["dataset"],
-            source.get("config"),
-            data_files=source.get("data_files"),
-            split=source["splits"][split],
-        )
-        rows = loader(ds, source)
-        frames[split] = _limit(make_frame(rows), sizes.get(split), seed)
+        name = source["splits"][split]
+        if name not in converted:
+            ds = datasets.load_dataset(source["dataset"], source.get("config"), data_files=source.get("data_files"), split=name)
+            converted[name] = make_frame(loader(ds, source))
+        frames[split] = _limit(converted[name], sizes.get(split), seed)
     return frames
 
 
