@@ -10,8 +10,9 @@ its own), on the same weights, prompts and seeds:
 * `esforget`: `esforget.es` — prompts tokenised and left-padded once, a hand-written greedy
   loop with KV cache that stops when every row has emitted EOS, noise regenerated per tensor,
   θ kept as an fp32 master copy (exact restores).
-* `esforget-in-place`: the same with `master_copy=False`: perturb and restore in place, one
-  copy of the model.
+* `esforget-in-place`: the same with `numerics="authors"` (fp32 here): perturb and restore in
+  place, one copy of the model plus the restores' drift bookkeeping (a CPU copy of θ at the
+  start of the members and the summed drift in fp32).
 * `naive`: what one writes first — per member, add noise in place, `tokenizer(...)` and
   `model.generate(do_sample=False)` per prompt batch, decode, subtract the same noise. It
   draws the same ε as esforget, so all three score the same perturbed models and generate the
@@ -73,26 +74,27 @@ def prompts(style: str, count: int):
     return build_splits(source, {"train": count, "validation": 1, "test": 1}, seed=0)["train"]
 
 
-def es_config(population: int, master_copy: bool = True):
+def es_config(population: int, numerics: str = "master"):
     """The paper's σ and α: both loops draw and scale the same noise from this config."""
     from esforget import es
 
-    return es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4, master_copy=master_copy)
+    return es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4, numerics=numerics)
 
 
 def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops,
-                 master_copy=True) -> dict:
+                 numerics="master") -> dict:
     from esforget import es
     from esforget.scoring import GreedyScorer
 
-    cfg = es_config(population, master_copy)
-    weights = es.Weights(model, cfg.noise, cfg.master_copy)
+    cfg = es_config(population, numerics)
+    weights = es.Weights(model, cfg.noise, cfg.numerics)
     scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size, stop_strings=stops)
     generating = tokens = 0.0
     started = time.perf_counter()
     for t in range(1, iterations + 1):
         members = es.draws(cfg, 0, t)
         fitness = []
+        weights.begin_members()
         for seed, sign in members:
             weights.perturb(seed, sign, cfg.sigma)
             g = time.perf_counter()
@@ -100,8 +102,9 @@ def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations,
             generating += time.perf_counter() - g
             tokens += scored.generated_tokens
             fitness.append(scored.mean_reward)
-        weights.restore()
-        weights.update(members, es.shape_fitness(torch.tensor(fitness, dtype=torch.float64), "zscore"), cfg.alpha)
+        weights.end_members()
+        z = es.shape_fitness(torch.tensor(fitness, dtype=torch.float64), "zscore", cfg.numerics)
+        weights.update(members, z, cfg.alpha)
     return {"seconds": time.perf_counter() - started, "generating": generating, "tokens": tokens}
 
 
@@ -117,12 +120,13 @@ def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, ba
     tokenizer.padding_side = "left"
     stop_kwargs = {"stop_strings": list(stops), "tokenizer": tokenizer} if stops else {}
     params = list(model.parameters())
+    noise = es.Noise([n for n, _ in model.named_parameters()], params, cfg.noise, draw_on_device=False)
 
     def add_noise(seed: int, scale: float):
         # the same ε as esforget's, so both loops score the same perturbed models and
         # generate the same replies: equal work, a like-for-like ratio
-        for index, p in enumerate(params):
-            p.add_(es.noise(p.shape, seed, index, cfg.noise), alpha=scale)
+        for index, eps in noise.tensors(seed):
+            params[index].add_(eps, alpha=scale)
 
     generating = tokens = 0.0
     started = time.perf_counter()
@@ -159,7 +163,7 @@ def measure(args) -> dict:
     rows = prompts(style, args.prompts)
     run = run_naive
     if args.implementation.startswith("esforget"):
-        run = functools.partial(run_esforget, master_copy=args.implementation == "esforget")
+        run = functools.partial(run_esforget, numerics="master" if args.implementation == "esforget" else "authors")
     stops = [args.stop_string] if args.stop_string else []
     run(model, tokenizer, rows, max_new_tokens, 2, 1, args.batch_size, stops)  # warm-up
     result = run(model, tokenizer, rows, max_new_tokens, args.population, args.iterations, args.batch_size, stops)

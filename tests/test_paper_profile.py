@@ -53,8 +53,12 @@ def test_es_is_the_authors_algorithm(paper):
     assert isinstance(es, ESConfig)
     assert (es.population_size, es.sigma, es.alpha, es.iterations) == (30, 1e-3, 5e-4, 500)
     assert (es.fitness_shaping, es.mirrored, es.noise, es.prompts_per_iteration) == ("zscore", False, "paper", None)
-    assert (es.dtype, es.checkpoint_every, es.validate_every) == ("float16", 50, 10)
+    assert (es.dtype, es.numerics, es.checkpoint_every, es.validate_every) == ("float16", "authors", 50, 10)
     assert paper["seeds"] == [33]
+    # The exact fp32-master variant stays beside it as an ablation, otherwise equal.
+    master = method_config("es_master", paper["methods"]["es_master"])
+    assert (master.numerics, master.save_master) == ("master", True)
+    assert {**vars(master), "numerics": "authors", "save_master": False, "fitness_shaping": "zscore"} == vars(es)
 
 
 def test_grpo_is_verl_mapped_onto_trl_with_the_nearest_whole_minibatch(paper):

@@ -10,17 +10,23 @@ One iteration t, for a population of N members:
     shape fitnesses:   zᵢ = (Fᵢ − mean F) / std F      (or centred ranks)
     update:            θ ← θ + (α / N) Σᵢ zᵢ εᵢ
 Noise is never stored: each εᵢ is regenerated tensor by tensor from its seed to perturb and
-again to update. By default the weights being updated are an fp32 master copy, so that
-α/N·zᵢ·εᵢ — far below the resolution of bf16/fp16 — accumulates instead of rounding away
-and every restore is exact; the model used for generation holds the master cast to the
-configured dtype. With `master_copy: false` (fp32 only) the model's own parameters are θ,
-perturbed and restored in place as the authors' code does: one copy of the model in memory,
-at the price of one rounding step per weight per restore (see `ESConfig.master_copy`).
+again to update (`esforget.es_noise`).
+
+Two numerics (`ESConfig.numerics`) decide what that arithmetic rounds:
+  master   θ is an fp32 master copy; the model used for generation holds θ + σε cast to the
+           working dtype, every restore is exact and α/N·zᵢ·εᵢ accumulates in fp32 before one
+           addition. Runs are bit-identical across process counts and resumes.
+  authors  what the authors' vLLM run computed: the model's own parameters (fp16 in the paper)
+           are θ; `p += σ·ε` and `p -= σ·ε` in place with ε drawn in the parameter's dtype, so a
+           restore can leave a weight one rounding step off; the update is N separately rounded
+           in-place additions `p += (α/N)·zᵢ·εᵢ`, so a contribution below half a rounding step
+           of its weight is lost; z-scores in float32 with std + 1e-8. With several processes
+           rank 0's weights (its restore drift included) are broadcast after each update, as
+           the authors' engine 0 broadcast its own. The drift the restores leave is logged.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import random
@@ -29,12 +35,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import torch
 from tqdm import tqdm
 
 from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish
 from esforget.distributed import Group
+from esforget.es_noise import Noise, member_seed, paper_member_seeds
 from esforget.io import atomic_path, read_json, write_json
 from esforget.models import DTYPES, load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
@@ -60,18 +68,22 @@ class ESConfig:
     mirrored: bool = False
     """Antithetic pairs (+ε, −ε) instead of N independent draws. The authors: off."""
     noise: str = "independent"
-    """`independent`: a distinct stream per member and tensor; `paper`: every tensor seeded
-    with the member seed, as the authors' code does (equally shaped tensors get equal noise)."""
+    """`independent`: a distinct stream per member and tensor; `paper`: the authors' draws
+    (member seeds from Python's `random`, every tensor of their vLLM model seeded with the
+    member seed, q/k/v and gate/up fused; see `esforget.es_noise`)."""
     prompts_per_iteration: int | None = None
     """Fresh random batch of k training prompts each iteration; null = the full set (paper)."""
     dtype: str = "float32"
     """Precision of the weights being perturbed: float32, bfloat16 or float16 (paper: fp16)."""
-    master_copy: bool = True
-    """Keep θ as a separate fp32 master: restores are exact, updates accumulate in fp32 whatever
-    `dtype`, and runs are bit-identical across process counts and resumes; costs one more fp32
-    copy of the parameters. False (the authors' code, fp32 only): perturb θ in place and restore
-    it by subtracting the regenerated noise; memory is one model plus one noise tensor, but a
-    restore may leave each weight one rounding step off, so results depend on the process count."""
+    numerics: str = "master"
+    """`master`: θ is a separate fp32 master copy; restores are exact, updates accumulate in
+    fp32 whatever `dtype`, runs are bit-identical across process counts and resumes; costs one
+    more fp32 copy of the parameters. `authors`: the authors' in-place arithmetic in `dtype`
+    (module docstring): one copy of the model, restores that may drift by a rounding step, an
+    update rounded member by member; results depend on the process count."""
+    save_master: bool = False
+    """Also store the fp32 master beside each checkpoint (`<checkpoint>/master/`), so that the
+    weight analysis can compare ΔW before and after storage rounding. `numerics: master` only."""
     checkpoint_every: int = 50
     """Save a checkpoint every k iterations (and at the end). PAPER.md: 50."""
     validate_every: int = 10
@@ -89,11 +101,12 @@ class ESConfig:
             raise ValueError(f"noise={self.noise!r}: expected 'independent' or 'paper'")
         if self.mirrored and self.population_size % 2:
             raise ValueError(f"mirrored=True needs an even population_size, got {self.population_size}")
-        if not self.master_copy and self.dtype != "float32":
-            raise ValueError(
-                f"master_copy=False with dtype={self.dtype!r}: in-place updates in {self.dtype} round "
-                "α/N·z·ε away; use dtype 'float32' or keep the master copy"
-            )
+        if self.numerics not in ("master", "authors"):
+            raise ValueError(f"numerics={self.numerics!r}: expected 'master' or 'authors'")
+        if self.save_master and self.numerics != "master":
+            raise ValueError(f"save_master=True with numerics={self.numerics!r}: only numerics 'master' keeps an fp32 master")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype={self.dtype!r}: expected 'float32', 'bfloat16' or 'float16'")
         if self.population_size < 2:
             raise ValueError(f"population_size={self.population_size}: fitness shaping needs at least 2")
         if self.checkpoint_every < 1 or self.validate_every < 1:
@@ -102,40 +115,44 @@ class ESConfig:
             )
 
 
-# --- noise -----------------------------------------------------------------------------------
-
-
-def member_seed(run_seed: int, iteration: int, draw: int) -> int:
-    """A 63-bit seed per (run, iteration, draw) that no arithmetic coincidence can repeat."""
-    digest = hashlib.blake2b(f"{run_seed}/{iteration}/{draw}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
-
-
-def noise(shape: torch.Size, seed: int, tensor_index: int, mode: str) -> torch.Tensor:
-    """ε for one tensor, regenerated from its seed (fp32, CPU generator: same bits everywhere)."""
-    gen = torch.Generator()
-    gen.manual_seed(seed if mode == "paper" else member_seed(seed, 0, tensor_index))
-    return torch.randn(shape, generator=gen)
+# --- members and fitness shaping --------------------------------------------------------------
 
 
 def draws(cfg: ESConfig, run_seed: int, iteration: int) -> list[tuple[int, float]]:
     """(noise seed, sign) of every member: N independent draws or N/2 mirrored pairs."""
+    count = cfg.population_size // 2 if cfg.mirrored else cfg.population_size
+    if cfg.noise == "paper":
+        seeds = paper_member_seeds(run_seed, iteration, count)
+    else:
+        seeds = [member_seed(run_seed, iteration, k) for k in range(count)]
     if cfg.mirrored:
-        pairs = [member_seed(run_seed, iteration, k) for k in range(cfg.population_size // 2)]
-        return [(s, sign) for s in pairs for sign in (1.0, -1.0)]
-    return [(member_seed(run_seed, iteration, k), 1.0) for k in range(cfg.population_size)]
+        return [(s, sign) for s in seeds for sign in (1.0, -1.0)]
+    return [(s, 1.0) for s in seeds]
 
 
-def shape_fitness(fitness: torch.Tensor, mode: str) -> torch.Tensor:
-    """z-scores (zero when every member scored the same) or centred ranks."""
+def shape_fitness(fitness: torch.Tensor, mode: str, numerics: str = "master") -> torch.Tensor:
+    """z-scores or centred ranks of the members' fitnesses (float64 tensor).
+
+    z-scores under the master numerics are exact (zero when every member scored the same);
+    under the authors' they are their code's: float32 numpy, population std + 1e-8."""
     if mode == "rank":
         ranks = torch.empty_like(fitness)
         ranks[fitness.argsort()] = torch.arange(len(fitness), dtype=fitness.dtype)
         return ranks / (len(fitness) - 1) - 0.5
+    if numerics == "authors":
+        rewards = np.asarray(fitness.tolist(), dtype=np.float32)
+        z = (rewards - float(rewards.mean())) / (float(rewards.std()) + 1e-8)
+        return torch.from_numpy(z.astype(np.float64))
     std = fitness.std(unbiased=False)
     if std == 0:
         return torch.zeros_like(fitness)
     return (fitness - fitness.mean()) / std
+
+
+def authors_coefficients(members: list[tuple[int, float]], z: torch.Tensor, alpha: float) -> list[float]:
+    """(α/N)·zᵢ of each member as the authors' numpy computed it: a float32 product."""
+    coefficients = (alpha / len(members)) * z.numpy().astype(np.float32)
+    return [float(c) * sign for c, (_, sign) in zip(coefficients, members, strict=True)]
 
 
 # --- the parameters ES moves -----------------------------------------------------------------
@@ -144,28 +161,35 @@ def shape_fitness(fitness: torch.Tensor, mode: str) -> torch.Tensor:
 class Weights:
     """θ and the model whose parameters hold θ (+ σε) in the working dtype.
 
-    With a master copy, θ lives apart in fp32 and the model is overwritten from it; without,
-    the model's (fp32) parameters are θ and a perturbation is undone by subtracting it again.
+    numerics `master`: θ lives apart in fp32 and the model is overwritten from it.
+    numerics `authors`: the model's parameters are θ; a perturbation is undone by adding the
+    regenerated noise with the opposite sign, in the parameters' dtype, as the authors' code
+    does (`p.add_(scale * noise)`: the product is rounded, then the sum; not `add_(noise,
+    alpha=scale)`, which rounds once).
     """
 
-    def __init__(self, model: torch.nn.Module, noise_mode: str, master_copy: bool = True):
+    def __init__(self, model: torch.nn.Module, noise_mode: str, numerics: str = "master"):
         self.params = [p for p in model.parameters()]  # tied weights appear once
         self.names = [name for name, _ in model.named_parameters()]
-        self.master_copy = master_copy
-        self.master = [p.detach().float().clone() for p in self.params] if master_copy else self.params
-        self.noise_mode = noise_mode
-        self._applied: tuple[int, float] | None = None  # (seed, signed σ) in place, without a master
+        self.in_place = numerics == "authors"
+        self.master = self.params if self.in_place else [p.detach().float().clone() for p in self.params]
+        self.noise = Noise(self.names, self.params, noise_mode, draw_on_device=self.in_place)
+        self._applied: tuple[int, float] | None = None  # (seed, signed σ) in place
+        # The restores' drift (authors' numerics): θ at the start of the members, and the
+        # drift summed over all iterations so far (fp32, on the CPU: the GPU holds only what
+        # the authors' engines held).
+        self._before: list[torch.Tensor] | None = None
+        self.drift = [torch.zeros(p.shape, dtype=torch.float32) for p in self.params] if self.in_place else None
 
     @torch.no_grad()
     def perturb(self, seed: int, sign: float, sigma: float) -> None:
-        if not self.master_copy:  # undo the previous member first; with a master, p is overwritten
+        if self.in_place:  # undo the previous member first; with a master, p is overwritten
             self.restore()
-        for j, (p, m) in enumerate(zip(self.params, self.master)):
-            eps = noise(m.shape, seed, j, self.noise_mode).to(m.device)
-            if self.master_copy:
-                p.copy_(m + (sign * sigma) * eps)
+        for j, eps in self.noise.tensors(seed):
+            if self.in_place:
+                self.params[j].add_((sign * sigma) * eps)
             else:
-                p.add_(eps, alpha=sign * sigma)
+                self.params[j].copy_(self.master[j] + (sign * sigma) * eps)
         self._applied = (seed, sign * sigma)
 
     @torch.no_grad()
@@ -173,41 +197,81 @@ class Weights:
         if self._applied is None:
             return
         seed, scale = self._applied
-        for j, (p, m) in enumerate(zip(self.params, self.master)):
-            if self.master_copy:
+        if self.in_place:
+            for j, eps in self.noise.tensors(seed):
+                self.params[j].add_(-scale * eps)
+        else:
+            for p, m in zip(self.params, self.master):
                 p.copy_(m)
-            else:
-                p.sub_(noise(m.shape, seed, j, self.noise_mode).to(m.device), alpha=scale)
         self._applied = None
 
     @torch.no_grad()
-    def update(self, members: list[tuple[int, float]], z: torch.Tensor, alpha: float) -> float:
-        """θ += (α/N) Σ zᵢ εᵢ tensor by tensor; returns ‖Δθ‖_F of this update."""
+    def begin_members(self) -> None:
+        """Remember θ before this iteration's members (authors' numerics: to measure drift)."""
+        if self.in_place:
+            self._before = [p.detach().to("cpu", copy=True) for p in self.params]
+
+    @torch.no_grad()
+    def end_members(self) -> tuple[float, float]:
+        """Restore the last member; return (‖θ now − θ before the members‖_F, the same for the
+        drift summed over all iterations). Both 0 under the master numerics."""
         self.restore()
-        scale = alpha / len(members)
+        if not self.in_place:
+            return 0.0, 0.0
+        step, total = 0.0, 0.0
+        for p, before, drift in zip(self.params, self._before, self.drift, strict=True):
+            moved = p.detach().float().cpu() - before.float()
+            drift.add_(moved)
+            step += float(moved.square().sum())
+            total += float(drift.square().sum())
+        self._before = None
+        return math.sqrt(step), math.sqrt(total)
+
+    @torch.no_grad()
+    def update(self, members: list[tuple[int, float]], z: torch.Tensor, alpha: float) -> float:
+        """θ += (α/N) Σ zᵢ εᵢ; returns ‖Δθ‖_F of this update as applied (after rounding).
+
+        Draw by draw and, within a draw, member by member: each weight sees the additions in
+        member order, exactly as in the authors' member-by-member loop over all tensors."""
+        self.restore()
+        coefficients = authors_coefficients(members, z, alpha) if self.in_place else None
         squared = 0.0
-        for j, (p, m) in enumerate(zip(self.params, self.master)):
-            step = torch.zeros_like(m)
+        for group in self.noise.groups:
+            if self.in_place:
+                before = {part.index: self.params[part.index].detach().to(torch.float32, copy=True) for part in group.parts}
+                for (seed, _), coefficient in zip(members, coefficients):
+                    for j, eps in self.noise.group_tensors(group, seed):
+                        self.params[j].add_(coefficient * eps)
+                squared += sum(float((self.params[j].float() - b).square().sum()) for j, b in before.items())
+                continue
+            steps = {part.index: torch.zeros_like(self.master[part.index]) for part in group.parts}
             for (seed, sign), zi in zip(members, z.tolist()):
                 if zi != 0.0:
-                    step.add_(noise(m.shape, seed, j, self.noise_mode).to(m.device), alpha=sign * zi)
-            step.mul_(scale)
-            m.add_(step)
-            if self.master_copy:
-                p.copy_(m)
-            squared += float(step.square().sum())
+                    for j, eps in self.noise.group_tensors(group, seed):
+                        steps[j].add_(eps, alpha=sign * zi)
+            for j, step in steps.items():
+                step.mul_(alpha / len(members))
+                self.master[j].add_(step)
+                self.params[j].copy_(self.master[j])
+                squared += float(step.square().sum())
         return math.sqrt(squared)
 
     @torch.no_grad()
-    def load(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Set θ from a state written by `state_dict` (the model follows)."""
+    def load(self, tensors: dict[str, torch.Tensor], drift: dict[str, torch.Tensor] | None = None) -> None:
+        """Set θ (and the summed drift) from a state written by `state_dict`; the model follows."""
         self.restore()
         for p, m, name in zip(self.params, self.master, self.names):
             m.copy_(tensors[name])
             p.copy_(m)
+        if self.drift is not None and drift is not None:
+            for d, name in zip(self.drift, self.names):
+                d.copy_(drift[name])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {name: m.detach() for name, m in zip(self.names, self.master)}
+
+    def drift_state(self) -> dict[str, torch.Tensor] | None:
+        return None if self.drift is None else dict(zip(self.names, self.drift))
 
     @torch.no_grad()
     def distance_from(self, files: dict[str, Path], dtype: torch.dtype) -> float:
@@ -224,9 +288,10 @@ class Weights:
 # --- resumable state ------------------------------------------------------------------------
 #
 # At each checkpoint the run's work folder (`esforget.checkpoints.partial_dir`) also gets the
-# state needed to continue: θ in fp32 (the checkpoint itself may be bf16/fp16), the metrics
-# rows so far and the config they belong to. Nothing else is needed: noise and prompt batches
-# derive from (seed, iteration).
+# state needed to continue: θ (the fp32 master, or under the authors' numerics the parameters
+# in their dtype), the restores' summed drift (authors' numerics), the metrics rows so far and
+# the config they belong to. Nothing else is needed: noise and prompt batches derive from
+# (seed, iteration).
 
 
 METRIC_TYPES = {"val/accuracy": pl.Float64}  # null except at validation iterations
@@ -243,6 +308,8 @@ def save_state(work: Path, t: int, weights: Weights, rows: list[dict], fingerpri
     final = _state_dir(work, t)
     with atomic_path(final, directory=True) as tmp:
         save_file(weights.state_dict(), str(tmp / "theta.safetensors"))
+        if (drift := weights.drift_state()) is not None:
+            save_file(drift, str(tmp / "drift.safetensors"))
         pl.DataFrame(rows, schema_overrides=METRIC_TYPES).write_parquet(tmp / "metrics.parquet")
         write_json({"iteration": t, "config": fingerprint}, tmp / "state.json")
     for older in final.parent.iterdir():
@@ -267,7 +334,8 @@ def load_state(work: Path, weights: Weights, fingerprint: dict) -> tuple[int, li
         shutil.rmtree(work)
         return 0, []
     t = state["iteration"]
-    weights.load(load_file(str(states[-1] / "theta.safetensors")))
+    drift = states[-1] / "drift.safetensors"
+    weights.load(load_file(str(states[-1] / "theta.safetensors")), load_file(str(drift)) if drift.exists() else None)
     drop_checkpoints_after(work, t)
     log.info("resuming from iteration %d (%s)", t, states[-1])
     return t, pl.read_parquet(states[-1] / "metrics.parquet").to_dicts()
@@ -309,7 +377,7 @@ def train(
 
     model = load_model(base_dir, cfg.dtype, group.device)
     tokenizer = load_tokenizer(base_dir)
-    weights = Weights(model, cfg.noise, cfg.master_copy)
+    weights = Weights(model, cfg.noise, cfg.numerics)
     base_files = tensor_files(base_dir)
     if missing := sorted(set(weights.names) - set(base_files))[:3]:
         raise ValueError(f"{base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")
@@ -336,18 +404,19 @@ def train(
         members = draws(cfg, seed, t)
         fitness = torch.zeros(len(members), dtype=torch.float64)
         tokens = torch.zeros(len(members), dtype=torch.float64)
+        weights.begin_members()
         for i in group.mine(len(members)):
             member_noise, sign = members[i]
             weights.perturb(member_noise, sign, cfg.sigma)
             scored = fitness_on(model)
             fitness[i], tokens[i] = scored.mean_reward, scored.generated_tokens
-        weights.restore()
+        drift_norm, drift_total = weights.end_members()  # restores the last member
         fitness, tokens = group.sum(fitness), group.sum(tokens)
 
         # -- the update, identical on every rank --
-        z = shape_fitness(fitness, cfg.fitness_shaping)
+        z = shape_fitness(fitness, cfg.fitness_shaping, cfg.numerics)
         step_norm = weights.update(members, z, cfg.alpha)
-        if not cfg.master_copy:  # in-place restores rounded differently on each rank
+        if weights.in_place:  # restores drifted differently on each rank: rank 0's weights win
             group.broadcast(weights.master)
 
         row = {
@@ -357,6 +426,8 @@ def train(
             "fitness/max": float(fitness.max()),
             "update/step_norm": step_norm,
             "update/total_norm": weights.distance_from(base_files, DTYPES[cfg.dtype]),
+            "drift/step_norm": drift_norm,
+            "drift/total_norm": drift_total,
             "perf/seconds": time.perf_counter() - started,
             "perf/generated_tokens": int(tokens.sum()),
             "val/accuracy": None,
@@ -365,7 +436,8 @@ def train(
             row["val/accuracy"] = validate(model).accuracy
         rows.append(row)
         if group.is_main and (t % cfg.checkpoint_every == 0 or t == cfg.iterations):
-            save_model(model, tokenizer, work / "checkpoints" / checkpoint_name(t))
+            master = weights.state_dict() if cfg.save_master else None
+            save_model(model, tokenizer, work / "checkpoints" / checkpoint_name(t), master=master)
             save_state(work, t, weights, rows, fingerprint)
         progress.set_postfix(fitness=f"{row['fitness/mean']:.3f}", val=row["val/accuracy"])
         log.info("iteration %d %s", t, row)

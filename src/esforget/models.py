@@ -38,10 +38,37 @@ def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> l
     return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
-def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | Path) -> None:
-    """Write a complete HF directory atomically: readers never see a half-written checkpoint."""
-    from esforget.io import atomic_path
+def save_model(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    path: str | Path,
+    dtype: str | None = None,
+    master: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write a complete HF directory atomically: readers never see a half-written checkpoint.
+
+    `dtype` stores the weights rounded to that precision (the model itself is untouched), as
+    VeRL's bf16 export of its fp32 master; `master` (name → fp32 tensor) is stored beside them
+    in `master/model.safetensors`, for the weight analysis to compare before and after storage
+    rounding (`esforget.weight_diff`)."""
+    from safetensors.torch import save_file
+
+    from esforget.io import atomic_path, read_json, write_json
 
     with atomic_path(path, directory=True) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        if dtype is None or DTYPES[dtype] == model.dtype:
+            model.save_pretrained(tmp, safe_serialization=True)
+        else:
+            rounded = {name: tensor.detach().to(DTYPES[dtype]) for name, tensor in model.state_dict().items()}
+            model.save_pretrained(tmp, safe_serialization=True, state_dict=rounded)
+            config = read_json(tmp / "config.json")  # save_pretrained records the model's own dtype
+            write_json({**config, "dtype": dtype}, tmp / "config.json")
         tokenizer.save_pretrained(tmp)
+        if master is not None:
+            (tmp / MASTER_DIR).mkdir()
+            save_file({name: t.detach().float().cpu().contiguous() for name, t in master.items()},
+                      str(tmp / MASTER_DIR / "model.safetensors"))
+
+
+MASTER_DIR = "master"
+"""Subfolder of a checkpoint holding the fp32 master its stored weights were rounded from."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.generation.stopping_criteria import StopStringCriteria
@@ -27,7 +28,8 @@ class Scored:
 
     @property
     def mean_reward(self) -> float:
-        return sum(self.rewards) / len(self.rewards)
+        """numpy's (pairwise) mean, as the authors' `np.mean(rewards)` computes ES fitness."""
+        return float(np.mean(self.rewards))
 
 
 def stop_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> list[int]:

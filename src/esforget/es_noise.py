@@ -1,0 +1,151 @@
+"""Which ε each parameter tensor receives for one ES member: the noise streams, regenerated
+from seeds and never stored.
+
+Two streams (`ESConfig.noise`):
+
+* `independent` (this project's default): member seeds hashed from (run seed, iteration,
+  draw); every parameter tensor draws from a stream of its own.
+* `paper`: what the authors' code drew. Member seeds come from Python's `random` seeded with
+  the run seed, `randint(0, 1_000_000)` per member, iteration after iteration
+  (`countdown_run_vllm_template.py`); every tensor of the *vLLM* model draws
+  `randn(shape)` from a generator seeded with the member seed (`utils/worker_extn.py`). vLLM
+  fuses q/k/v into one `qkv_proj` and gate/up into one `gate_up_proj` (rows concatenated in
+  that order) and pads the embedding and LM-head rows to a multiple of 64, so q, k and v
+  receive consecutive row blocks of one draw, not three equal draws, and so do gate and up.
+  `paper_layout` rebuilds those fused draws for the Hugging Face tensors; equally shaped fused
+  tensors (all layers' qkv_proj, all norms) still get identical noise, as in the authors' run.
+
+Why by hand: the layout of the authors' draws is a property of their code and vLLM, not
+something a library provides.
+
+The draw itself depends on where it happens (`Noise.draw_on_device`): the fp32 master copy
+draws in fp32 with a CPU generator (the same bits on every machine); the authors' numerics
+draw in the parameter's dtype on the parameter's device, as their code does, so on a GPU the
+noise comes from CUDA's generator (whose bits depend on the GPU model) and on CPU from the CPU
+generator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+PAPER_SEED_HIGH = 1_000_000
+"""The authors draw each member seed with `random.randint(0, 1_000_000)`."""
+
+VLLM_VOCAB_PADDING = 64
+"""vLLM's DEFAULT_VOCAB_PADDING_SIZE: embedding and LM-head rows are padded to a multiple."""
+
+_FUSED = [  # (pattern, the tensors vLLM concatenates along rows, in order)
+    (re.compile(r"^(?P<prefix>.*)\.(?P<part>q_proj|k_proj|v_proj)\.(?P<kind>weight|bias)$"), ("q_proj", "k_proj", "v_proj")),
+    (re.compile(r"^(?P<prefix>.*)\.(?P<part>gate_proj|up_proj)\.(?P<kind>weight|bias)$"), ("gate_proj", "up_proj")),
+]
+_VOCAB_ROWS = re.compile(r"(^|\.)(embed_tokens|lm_head)\.weight$")
+
+
+def member_seed(run_seed: int, iteration: int, draw: int) -> int:
+    """A 63-bit seed per (run, iteration, draw) that no arithmetic coincidence can repeat."""
+    digest = hashlib.blake2b(f"{run_seed}/{iteration}/{draw}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def paper_member_seeds(run_seed: int, iteration: int, count: int) -> list[int]:
+    """The authors' member seeds of `iteration` (1-based): `random.seed(run_seed)` once, then
+    `count` calls of `randint(0, 1_000_000)` per iteration. Replayed from the start, so a
+    resumed run draws what an uninterrupted one does (15,000 calls at iteration 500: µs)."""
+    rng = random.Random(run_seed)
+    for _ in range((iteration - 1) * count):
+        rng.randint(0, PAPER_SEED_HIGH)
+    return [rng.randint(0, PAPER_SEED_HIGH) for _ in range(count)]
+
+
+@dataclass(frozen=True)
+class Part:
+    """Rows [start, stop) of a group's draw belong to parameter `index` (None: the whole draw)."""
+
+    index: int
+    start: int | None = None
+    stop: int | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """One draw of noise and the parameter tensors it is split into."""
+
+    stream: int  # distinguishes the group's stream under `independent` noise
+    shape: tuple[int, ...]
+    parts: tuple[Part, ...]
+
+
+def independent_layout(shapes: list[torch.Size]) -> list[Group]:
+    return [Group(j, tuple(shape), (Part(j),)) for j, shape in enumerate(shapes)]
+
+
+def paper_layout(names: list[str], shapes: list[torch.Size]) -> list[Group]:
+    """The draws of the authors' vLLM model, mapped back onto the Hugging Face tensors."""
+    index = {name: j for j, name in enumerate(names)}
+    groups, fused = [], set()
+    for j, (name, shape) in enumerate(zip(names, shapes, strict=True)):
+        if j in fused:
+            continue
+        match, parts = None, None
+        for pattern, order in _FUSED:
+            match = pattern.match(name)
+            if match:
+                parts = [f"{match['prefix']}.{part}.{match['kind']}" for part in order]
+                break
+        if match and all(p in index for p in parts):
+            members = [index[p] for p in parts]
+            rows = [shapes[m][0] for m in members]
+            if any(tuple(shapes[m][1:]) != tuple(shape[1:]) for m in members):
+                raise ValueError(f"cannot fuse {parts}: their shapes {[tuple(shapes[m]) for m in members]} differ beyond rows")
+            bounds = [sum(rows[:k]) for k in range(len(rows) + 1)]
+            groups.append(Group(j, (bounds[-1], *shape[1:]),
+                                tuple(Part(m, bounds[k], bounds[k + 1]) for k, m in enumerate(members))))
+            fused.update(members)
+        elif _VOCAB_ROWS.search(name) and len(shape) == 2:
+            padded = -(-shape[0] // VLLM_VOCAB_PADDING) * VLLM_VOCAB_PADDING
+            groups.append(Group(j, (padded, shape[1]), (Part(j, 0, shape[0]),)))
+        else:
+            groups.append(Group(j, tuple(shape), (Part(j),)))
+    return groups
+
+
+def draw(shape: tuple[int, ...], seed: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """`randn(shape)` from a generator on `device` seeded with `seed`, as the authors draw it."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return torch.randn(shape, dtype=dtype, device=device, generator=generator)
+
+
+class Noise:
+    """The ε of any member, tensor by tensor, for a fixed list of parameters."""
+
+    def __init__(self, names: list[str], params: list[torch.Tensor], mode: str, draw_on_device: bool):
+        if mode not in ("independent", "paper"):
+            raise ValueError(f"noise={mode!r}: expected 'independent' or 'paper'")
+        shapes = [p.shape for p in params]
+        self.mode = mode
+        self.groups = paper_layout(names, shapes) if mode == "paper" else independent_layout(shapes)
+        self.params = params
+        self.draw_on_device = draw_on_device
+
+    def tensors(self, seed: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """(parameter index, ε of that parameter) for the member drawn from `seed`."""
+        for group in self.groups:
+            yield from self.group_tensors(group, seed)
+
+    def group_tensors(self, group: Group, seed: int) -> list[tuple[int, torch.Tensor]]:
+        """(parameter index, ε) of the parameters one draw of the member's noise covers."""
+        first = self.params[group.parts[0].index]
+        stream = seed if self.mode == "paper" else member_seed(seed, 0, group.stream)
+        if self.draw_on_device:
+            eps = draw(group.shape, stream, first.dtype, first.device)
+        else:
+            eps = draw(group.shape, stream, torch.float32, "cpu").to(first.device)
+        return [(part.index, eps if part.start is None else eps[part.start : part.stop]) for part in group.parts]
