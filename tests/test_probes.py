@@ -140,3 +140,19 @@ def test_answer_letter_probe_picks_the_most_probable_letter_token(micro_model_di
         with torch.no_grad():
             last = model(torch.tensor([ids])).logits[0, -1]
         assert hit == (int(last[letters].argmax()) == int(row["ground_truth"]) - 1)
+
+
+def test_extra_scorers_grade_the_same_replies_as_probes_beside_the_tasks_own(micro_model_dir):
+    """A math task trained with the authors' grader also reports our fairer graders on the very
+    same greedy replies: one generative/<scorer> row each, same n and reply length."""
+    from esforget.evaluate import EvalTask, evaluate
+    from esforget.tasks import make_frame
+
+    rows = make_frame([{"id": str(i), "prompt": f"What is {i}+1?", "ground_truth": f"${i + 1}$", "info": {}}
+                       for i in range(6)])
+    task = EvalTask(rows, "math_authors", 4, extra_scorers=("math", "math_verify"))
+    table = evaluate([(0, micro_model_dir)], {"sums": task}, {"model": "m", "method": "base", "train_task": "",
+                                                               "seed": 0}, 8, micro_model_dir)
+    assert table["probe"].to_list() == ["generative", "generative/math", "generative/math_verify"]
+    assert table["n"].unique().to_list() == [6]
+    assert table["mean_generated_tokens"].n_unique() == 1

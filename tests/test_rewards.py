@@ -1,6 +1,7 @@
 """Rewards, as PAPER.md defines them, on hand-made replies and on every row of the paper's splits."""
 
 import json
+import re
 
 import pytest
 
@@ -67,6 +68,29 @@ def test_math_answer_extraction():
     assert math_answer.reward("#### 4" + " " * 400, "4") == 0.0  # outside the last 300 chars
 
 
+@pytest.mark.parametrize(
+    "reply, truth, authors, ours",
+    [
+        ("so 2+2 is\n#### 4", "4", 1.0, 1.0),
+        ("#### 1,000", "1000", 1.0, 1.0),
+        # their `[^}]*` stops at the first brace: nested braces never match ...
+        ("the answer is $\\boxed{\\frac{1}{2}}$", "\\frac{1}{2}", 0.0, 1.0),
+        # ... and their ground truth is compared as written, `$` and spaces included
+        ("\\boxed{4 \\sqrt{5}}", "$4 \\sqrt{5}$", 0.0, 1.0),
+        ("\\boxed{\\frac{800}{3}}", "$\\frac{800}{3}$", 0.0, 1.0),
+        ("\\boxed{2500,7500}", "2500,7500", 0.0, 1.0),  # their commas are stripped from the answer only
+        ("#### $18", "18", 0.0, 1.0),  # `$` is not in their `[\-0-9\.,]+`
+        ("\\boxed{ 72 }", "72", 1.0, 1.0),
+        ("\\Boxed{72}", "72", 1.0, 0.0),  # their pattern ignores case (and matches "oxed")
+        ("#### 5", "4", 0.0, 0.0),
+        ("#### 4" + " " * 400, "4", 0.0, 0.0),  # outside the last 300 characters
+    ],
+)
+def test_the_authors_grader_against_our_fairer_one(reply, truth, authors, ours):
+    assert math_answer.reward_authors(reply, truth) == authors
+    assert math_answer.reward(reply, truth) == ours
+
+
 def test_math_verify_grader_accepts_equivalent_forms():
     assert math_answer.reward_equivalent("\\boxed{0.5}", "\\frac{1}{2}") == 1.0
     assert math_answer.reward_equivalent("\\boxed{3}", "\\frac{1}{2}") == 0.0
@@ -88,6 +112,26 @@ def test_every_paper_row_scores_right_answers_1_and_wrong_ones_0(paper_data, tas
         assert score_replies("math", wrong, rows) == [0.0] * rows.height
         malformed = [f"The answer is {t}" for t in truths]
         assert score_replies("math", malformed, rows) == [0.0] * rows.height
+
+
+@pytest.mark.paper_data
+@pytest.mark.parametrize("task", ["gsm8k", "math", "olympiadbench"])
+def test_the_authors_grader_scores_a_paper_row_only_if_its_raw_truth_can_be_extracted(paper_data, task):
+    """Their grader: `#### <truth>` scores wherever the truth is a plain number, a boxed truth
+    wherever it has no `}`, `$`, comma or surrounding space; no other truth can ever score 1."""
+    frames = build_splits({"kind": "verl_parquet", "path": str(paper_data / task)}, {}, seed=0)
+    rows = frames["test"]
+    truths = rows["ground_truth"].to_list()
+    hashes = score_replies("math_authors", [f"...\n#### {t}" for t in truths], rows)
+    boxed = score_replies("math_authors", [f"... \\boxed{{{t}}}." for t in truths], rows)
+    for truth, by_hashes, by_box in zip(truths, hashes, boxed, strict=True):
+        assert by_hashes == float(re.fullmatch(r"[-0-9.]+", truth) is not None), truth
+        assert by_box == float(not re.search(r"[}$,]", truth) and truth == truth.strip()), truth
+    never = [bool(not re.fullmatch(r"[-0-9.]+", t) and re.search(r"[}$,]", t)) for t in truths]
+    if task == "olympiadbench":  # a third of its test truths can never score under their grader
+        assert 0.3 < sum(never) / len(never) < 0.5
+    else:
+        assert not any(never)
 
 
 # --- multiple choice ---------------------------------------------------------------------------

@@ -27,6 +27,8 @@ def check(config: dict) -> None:
         source = task["source"]
         if task["scorer"] == "letter" and task["role"] != "prior":
             raise ValueError(f"tasks.{name}.scorer='letter' scores no reply, so it cannot be trained on; role is {task['role']!r}, not 'prior'")
+        if task.get("extra_scorers") and task["scorer"] == "letter":
+            raise ValueError(f"tasks.{name}.extra_scorers={task['extra_scorers']}: scorer 'letter' makes no reply to grade")
         if source.get("loader") == "mmlu" and not {"shots", "shots_split"} <= set(source):
             raise ValueError(f"tasks.{name}.source: loader 'mmlu' needs 'shots' and 'shots_split' (e.g. 5 and 'dev')")
         if source["kind"] == "verl_parquet":

@@ -3,7 +3,9 @@
 Each checkpoint is loaded once and scored on all tasks (new and prior) by
   - the generative probe (every task): greedy replies scored by the task's reward, with the
     same scorer ES fitness and validation use — for multiple-choice tasks the authors' probe
-    (numbered options, "answer with the number", first digit 1–4);
+    (numbered options, "answer with the number", first digit 1–4) — and the same replies by
+    each of the task's `extra_scorers` (probe `generative/<scorer>`, e.g. our fairer math
+    graders beside the authors' exact match);
   - the log-likelihood probe (multiple-choice tasks): the evaluation harnesses' acc and
     acc_norm (`esforget.probes.LoglikScorer`);
 and, on prior tasks, by its divergence from the base: mean per-token KL(base ‖ checkpoint)
@@ -25,6 +27,7 @@ from tqdm import tqdm
 from esforget.models import load_model, load_tokenizer
 from esforget.probes import Divergence, LetterScorer, LoglikScorer
 from esforget.scoring import GreedyScorer
+from esforget.tasks import correct_threshold, score_replies
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ COLUMNS = {
     "seed": pl.Int64,
     "step": pl.Int64,
     "eval_task": pl.String,
-    "probe": pl.String,  # generative | loglikelihood | loglikelihood_norm | answer_letter
+    "probe": pl.String,  # generative | generative/<extra scorer> | loglikelihood | loglikelihood_norm | answer_letter
     "n": pl.Int64,
     "correct": pl.Int64,
     "accuracy": pl.Float64,
@@ -56,6 +59,7 @@ class EvalTask:
     max_new_tokens: int
     stop_strings: tuple[str, ...] = ()
     prior: bool = False
+    extra_scorers: tuple[str, ...] = ()
 
 
 def wilson_interval(correct: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
@@ -103,7 +107,12 @@ def evaluate(
                 records.append(_row(labelled, "answer_letter", letter[name](model), None, kl))
             else:
                 scored = greedy[name](model)
-                records.append(_row(labelled, "generative", scored.correct, scored.generated_tokens / len(scored.correct), kl))
+                mean_tokens = scored.generated_tokens / len(scored.correct)
+                records.append(_row(labelled, "generative", scored.correct, mean_tokens, kl))
+                for extra in tasks[name].extra_scorers:
+                    rewards = score_replies(extra, scored.replies, tasks[name].rows)
+                    correct = [r >= correct_threshold(extra) for r in rewards]
+                    records.append(_row(labelled, f"generative/{extra}", correct, mean_tokens, kl))
             if name in loglik:
                 choices = loglik[name](model)
                 records.append(_row(labelled, "loglikelihood", choices.acc, None, kl))

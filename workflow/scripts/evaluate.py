@@ -13,6 +13,7 @@ tasks = {
         all_tasks[name]["max_new_tokens"],
         tuple(all_tasks[name].get("stop_strings", [])),
         prior=all_tasks[name]["role"] == "prior",
+        extra_scorers=tuple(all_tasks[name].get("extra_scorers", [])),
     )
     for name, path in zip(evaluation["tasks"], snakemake.input.tasks, strict=True)
 }

@@ -9,7 +9,8 @@ Every task, whatever its source, is stored in one row schema (`ROW_SCHEMA`):
 | `ground_truth`| what the scorer compares against (target, option digit, answer)  |
 | `info`        | JSON object with scorer inputs (`numbers`) and provenance         |
 
-A task's *scorer* (`countdown`, `choice` or `math`) maps a model reply to a reward; a reply
+A task's *scorer* (`countdown`, `choice`, `math_authors`, `math` or `math_verify`) maps a
+model reply to a reward (see `esforget.tasks.math_answer` for the three math graders); a reply
 is *correct* when its reward reaches the scorer's threshold (Countdown: reward ≥ 1, as the
 authors count accuracy).
 """
@@ -25,7 +26,7 @@ from esforget.tasks import choice, countdown, math_answer
 
 ROW_SCHEMA = {"id": pl.String, "prompt": pl.String, "ground_truth": pl.String, "info": pl.String}
 
-SCORERS = ("countdown", "choice", "math", "math_verify")
+SCORERS = ("countdown", "choice", "math_authors", "math", "math_verify")
 
 Reward = Callable[[str, str, dict], float]
 
@@ -36,6 +37,8 @@ def reward_function(scorer: str) -> Reward:
         return lambda reply, truth, info: countdown.reward(reply, info["numbers"], truth)
     if scorer == "choice":
         return lambda reply, truth, info: choice.reward(reply, truth)
+    if scorer == "math_authors":
+        return lambda reply, truth, info: math_answer.reward_authors(reply, truth)
     if scorer == "math":
         return lambda reply, truth, info: math_answer.reward(reply, truth)
     if scorer == "math_verify":

@@ -1,12 +1,17 @@
-"""GSM8K / MATH / OlympiadBench answers: the authors' extraction and exact match.
+"""GSM8K / MATH / OlympiadBench answers: three graders of one reply.
 
-In the last 300 characters of the reply take the last `#### <number>`, or else the last
-`\\boxed{…}`; strip commas, `$` and spaces; the reward is 1 if the result equals the ground
-truth exactly. The ground truth gets the same normalisation: several MATH/OlympiadBench
-ground truths are written `$…$`, which would otherwise never match anything.
+`reward_authors` (scorer `math_authors`) is the authors' reward, regex for regex
+(`gsm8k_reward.py`, `math_reward.py`, `olympiadbench_reward.py`): in the last 300 characters
+take the last `#### <digits, -, ., ,>` or else the last `oxed{…}`, which stops at the first
+`}`; strip whitespace, commas and `$`; compare with the ground truth as written. So
+`\\boxed{\\frac{1}{2}}` extracts `\\frac{1`, `#### $18` extracts nothing, and a ground
+truth written `$4 \\sqrt{5}$` (about a third of OlympiadBench) can never score.
 
-`reward_equivalent` is the known improvement kept beside the faithful grader: mathematical
-equivalence with math-verify (e.g. `0.5` = `\\frac{1}{2}`).
+`reward` (scorer `math`) is our fairer exact match: braces matched, `$` allowed after `####`,
+commas, `$` and spaces stripped from both the answer and the ground truth.
+
+`reward_equivalent` (scorer `math_verify`) adds mathematical equivalence with math-verify
+(e.g. `0.5` = `\\frac{1}{2}`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,22 @@ import re
 CLIP_CHARS = 300
 _HASHES = re.compile(r"####\s*\$?\s*(-?[0-9.,]+)")
 _BOXED = "\\boxed"
+
+_AUTHORS_HASHES = re.compile(r"####\s*([\-0-9\.,]+)")
+_AUTHORS_BOXED = re.compile(r"(?:\${1,2}\s*)?oxed\s*\{\s*([^}]*)\s*\}(?:\s*\${1,2})?", flags=re.IGNORECASE)
+
+
+def extract_authors(reply: str) -> str | None:
+    """The authors' `extract_after_think_hash_then_boxed`, normalised as theirs."""
+    tail = reply[-CLIP_CHARS:]
+    hits = _AUTHORS_HASHES.findall(tail) or _AUTHORS_BOXED.findall(tail)
+    return hits[-1].strip().replace(",", "").replace("$", "") if hits else None
+
+
+def reward_authors(reply: str, ground_truth: str) -> float:
+    """The authors' `my_reward_fn`: the extracted answer equals the raw ground truth."""
+    answer = extract_authors(reply)
+    return float(answer is not None and answer == str(ground_truth))
 
 
 def last_boxed(text: str) -> str | None:
