@@ -111,6 +111,27 @@ def test_hellaswag_is_every_tenth_item_cleaned_shuffled_and_numbered():
     assert build_splits(HELLASWAG, {}, seed=0)["test"].equals(test)
 
 
+def test_hellaswag_from_the_original_jsonl_files_is_prepared_as_from_the_hub():
+    """The authors keep hellaswag_{train,val,test}.jsonl (label an int, split fields); the same
+    items in the hub's schema must give the same prepared rows, byte for byte."""
+    local = {"kind": "local_jsonl", "loader": "hellaswag", "path": str(FIXTURE.parent / "hellaswag_original"),
+             "splits": {s: "hellaswag_val.jsonl" for s in ("train", "validation", "test")},
+             "every": 10, "shuffle_seed": 33, "instruction": "Answer with the number only."}
+    from_files, from_hub = build_splits(local, {}, seed=0), build_splits(HELLASWAG, {}, seed=0)
+    for split in ("train", "validation", "test"):
+        assert from_files[split].equals(from_hub[split])
+    assert from_files["test"].height == 3
+
+
+def test_a_broken_local_jsonl_line_is_named(tmp_path):
+    (tmp_path / "hellaswag_val.jsonl").write_text('{"ind": 1}\n{"ind": \n')
+    local = {"kind": "local_jsonl", "loader": "hellaswag", "path": str(tmp_path),
+             "splits": {s: "hellaswag_val.jsonl" for s in ("train", "validation", "test")},
+             "every": 10, "shuffle_seed": 33, "instruction": ""}
+    with pytest.raises(ValueError, match=r"hellaswag_val.jsonl, line 2: not JSON"):
+        build_splits(local, {}, seed=0)
+
+
 MMLU = {
     "kind": "hub", "loader": "mmlu", "dataset": "json",
     "data_files": {"test": str(FIXTURE.parent / "mmlu_test.jsonl"), "dev": str(FIXTURE.parent / "mmlu_dev.jsonl")},

@@ -36,6 +36,14 @@ def check(config: dict) -> None:
                 path = Path(source["path"]) / f"{split}.parquet"
                 if not path.exists():
                     raise FileNotFoundError(f"tasks.{name}.source.path: missing {path}")
+        if source["kind"] == "local_jsonl":
+            for split, file in source["splits"].items():
+                if not (Path(source["path"]) / file).exists():
+                    raise FileNotFoundError(f"tasks.{name}.source.splits.{split}: missing {Path(source['path']) / file}")
+        if source["kind"] in ("hub", "local_jsonl") and source["loader"] == "hellaswag":
+            missing = sorted({"every", "shuffle_seed", "instruction"} - set(source))
+            if missing:
+                raise ValueError(f"tasks.{name}.source: loader 'hellaswag' needs {missing}")
         for key in ("number_range", "operand_range", "target_range"):
             if key in source and source[key][0] > source[key][1]:
                 raise ValueError(f"tasks.{name}.source.{key}={source[key]}: the low end exceeds the high end")

@@ -1,4 +1,5 @@
-"""Where each task's items come from: procedural generators, VeRL parquet files, the hub.
+"""Where each task's items come from: procedural generators, VeRL parquet files, the hub, or
+local jsonl files in a dataset's original layout (clusters often have no hub access).
 
 Every source returns the three splits (`train`, `validation`, `test`) as frames in
 `esforget.tasks.ROW_SCHEMA`. Procedural sources are seeded and deduplicated across splits,
@@ -32,6 +33,8 @@ def build_splits(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame
         return _verl_parquet(source, sizes, seed)
     if kind == "hub":
         return _hub(source, sizes, seed)
+    if kind == "local_jsonl":
+        return _local_jsonl(source, sizes, seed)
     raise ValueError(f"unknown task source kind {kind!r}")
 
 
@@ -172,6 +175,39 @@ def _hub(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame]:
             converted[name] = make_frame(loader(ds, source))
         frames[split] = _limit(converted[name], sizes.get(split), seed)
     return frames
+
+
+# --- the same loaders over local jsonl files --------------------------------------------------
+
+
+def _local_jsonl(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame]:
+    """`<path>/<file>` per split, one JSON object per line, in the dataset's original layout
+    (e.g. HellaSwag's `hellaswag_val.jsonl`: `ind`, `ctx_a`, `ctx_b`, `endings`, `label` as an
+    int, …), prepared by the loader the hub path uses, so both give the same rows."""
+    loader = HUB_LOADERS[source["loader"]]
+    converted: dict[str, pl.DataFrame] = {}
+    frames = {}
+    for split in SPLITS:
+        name = source["splits"][split]
+        if name not in converted:
+            converted[name] = make_frame(loader(read_jsonl(Path(source["path"]) / name), source))
+        frames[split] = _limit(converted[name], sizes.get(split), seed)
+    return frames
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        raise FileNotFoundError(f"missing task file: {path}")
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {number}: not JSON ({err})") from None
+    return records
 
 
 def _gsm8k_rows(ds, source) -> list[dict]:
