@@ -55,3 +55,33 @@ def test_cross_field_checks_quote_the_values(config, mutate, message):
     mutate(config)
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         check(config)
+
+
+def test_overrides_set_method_keys_per_model_and_task_later_entries_winning(config):
+    from esforget.config import method_for_run
+
+    config["runs"]["overrides"] = [
+        {"match": {"method": "grpo"}, "set": {"learning_rate": 1e-5}},
+        {"match": {"method": "grpo", "task": "countdown", "model": "tiny"}, "set": {"learning_rate": 2e-5, "beta": 0.1}},
+        {"match": {"task": "arith"}, "set": {"learning_rate": 9.0}},  # matches no run
+    ]
+    validate(copy.deepcopy(config), SCHEMA)
+    check(config)
+    resolved = method_for_run(config, "tiny", "grpo", "countdown")
+    assert (resolved["learning_rate"], resolved["beta"]) == (2e-5, 0.1)
+    assert method_for_run(config, "tiny", "es", "countdown") == config["methods"]["es"]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"match": {"task": "gsm8k"}, "set": {"beta": 0.1}}, r"runs.overrides\[0\].match.task='gsm8k' is not defined"),
+        ({"match": {"method": "grpo"}, "set": {"algorithm": "es"}}, r"runs.overrides\[0\].set: a run cannot change"),
+        ({"match": {"method": "grpo", "model": "tiny"}, "set": {"prompts_per_minibatch": 3}},
+         r"methods.grpo \(model tiny, task countdown\): prompts_per_rollout=8 is not a whole number"),
+    ],
+)
+def test_a_bad_override_is_named(config, override, message):
+    config["runs"]["overrides"] = [override]
+    with pytest.raises(ValueError, match=message):
+        check(config)

@@ -23,6 +23,16 @@ def check(config: dict) -> None:
             raise ValueError(f"runs.tasks lists {name!r}, but tasks.{name}.role is {tasks[name]['role']!r}, not 'new'")
     for name, spec in config["methods"].items():
         method_config(name, spec)
+    for k, override in enumerate(config["runs"].get("overrides", [])):
+        for key, defined in (("model", config["models"]), ("method", config["methods"]), ("task", tasks)):
+            if key in override["match"] and override["match"][key] not in defined:
+                raise ValueError(f"runs.overrides[{k}].match.{key}={override['match'][key]!r} is not defined; defined: {sorted(defined)}")
+        if "algorithm" in override["set"]:
+            raise ValueError(f"runs.overrides[{k}].set: a run cannot change its method's algorithm")
+    for model in config["runs"]["models"]:
+        for method in config["runs"]["methods"]:
+            for task in config["runs"]["tasks"]:
+                method_config(f"{method} (model {model}, task {task})", method_for_run(config, model, method, task))
     for name, task in tasks.items():
         source = task["source"]
         if task["scorer"] == "letter" and task["role"] != "prior":
@@ -54,6 +64,18 @@ def check(config: dict) -> None:
                 raise ValueError(
                     f"models.{name}.architecture: hidden_size={arch['hidden_size']} is not divisible by heads={arch['heads']}"
                 )
+
+
+def method_for_run(config: dict, model: str, method: str, task: str) -> dict:
+    """The keys of `methods.<method>` for one run: the method with every `runs.overrides` entry
+    whose `match` fits (model, method, task) applied in order, later entries winning. This is
+    how settings that differ per model and task (the authors' GSM8K scripts) are written."""
+    run = {"model": model, "method": method, "task": task}
+    spec = dict(config["methods"][method])
+    for override in config["runs"].get("overrides", []):
+        if all(run[key] == value for key, value in override["match"].items()):
+            spec.update(override["set"])
+    return spec
 
 
 def _subset(key: str, names: list[str], defined: dict) -> None:

@@ -27,7 +27,7 @@ from transformers import TrainerCallback
 
 from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish
 from esforget.io import read_json, read_parquet, write_json, write_parquet
-from esforget.models import load_model, load_tokenizer, save_model
+from esforget.models import chat_prompt_ids, load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
 from esforget.tasks import reward_function
 
@@ -37,39 +37,65 @@ log = logging.getLogger(__name__)
 @dataclass
 class GRPOMethodConfig:
     """Hyper-parameters of one GRPO method (`config.methods.<name>` with `algorithm: grpo`).
-    Defaults are the paper's VeRL run (PAPER.md) where TRL can express it exactly."""
+    Defaults are the paper's VeRL run (PAPER.md; the Countdown scripts) where TRL can express
+    it; docs/grpo_mapping.md maps every field. Settings that differ per (model, task), as the
+    authors' GSM8K scripts do, are set with `runs.overrides`."""
 
-    rollouts: int = 500
-    """Rollouts to train for (VeRL steps; PAPER.md: 500 epochs of 200 prompts = 500)."""
+    epochs: int = 500
+    """Passes over the (length-filtered) training prompts, VeRL's `total_epochs` (PAPER.md:
+    500): rollouts = epochs × ⌊prompts ÷ prompts_per_rollout⌋. Ignored when `rollouts` is set."""
+    rollouts: int | None = None
+    """Rollouts to train for (VeRL "steps"), instead of `epochs`."""
     prompts_per_rollout: int = 200
-    """Distinct prompts sampled per rollout (PAPER.md: 200, the whole training set)."""
-    prompts_per_minibatch: int = 40
-    """Prompts per optimizer step; must divide `prompts_per_rollout`. PAPER.md has 32, which
-    VeRL splits 6 × 32 + 8; TRL cannot. 40 (5 equal steps per rollout) is as near in size as
-    25 and its 1,200 sequences split evenly over 1, 2, 4 or 8 GPUs (25's 750 do not)."""
+    """Distinct prompts sampled per rollout, VeRL's `train_batch_size` (PAPER.md: 200)."""
+    prompts_per_minibatch: int = 25
+    """Prompts per optimizer step, VeRL's `ppo_mini_batch_size`; must divide
+    `prompts_per_rollout`. The paper's 32 makes VeRL split 200 prompts into 6 × 32 + 8 (7 steps,
+    the last one's gradient scaled by 8/32), which TRL cannot; 25 (8 equal steps: 4,000 updates
+    over 500 rollouts against VeRL's 3,500) is the divisor nearest in update count."""
     num_generations: int = 30
     """Sampled replies per prompt, the group of GRPO's advantage (PAPER.md: 30)."""
-    micro_batch_size: int = 30
-    """Sequences per forward/backward pass on one device; gradients are accumulated up to
-    the mini-batch, so this changes memory, not the update."""
+    micro_batch_size: int = 5
+    """Sequences per forward/backward pass on one device, VeRL's
+    `ppo_micro_batch_size_per_gpu`. With `loss_type: bnpo` it also decides the loss: tokens are
+    averaged within each micro-batch, then micro-batches are averaged. The paper's 4 does not
+    divide 25 × 30 = 750 sequences; 5 is the nearest that does (on 1, 2, 3, 5 or 6 devices)."""
+    max_prompt_length: int | None = 512
+    """Prompts longer than this many tokens (chat template applied) are dropped before training,
+    as VeRL's `filter_overlong_prompts`; the number dropped is logged. null keeps all.
+    PAPER.md's Countdown: 512."""
     learning_rate: float = 1e-6
     """Constant learning rate, no warm-up (PAPER.md: 1e-6)."""
     weight_decay: float = 0.01
     """AdamW weight decay (VeRL's actor default; the Trainer's own default is 0)."""
+    decay_all_parameters: bool = True
+    """Decay every parameter, as VeRL's AdamW does; False exempts biases and norm weights, the
+    Hugging Face Trainer's convention."""
     beta: float = 0.001
     """KL coefficient against the base model, k3 estimator (PAPER.md: 0.001; 0 loads no
     reference model)."""
     epsilon: float = 0.2
     """PPO clip range (PAPER.md: 0.2)."""
-    loss_type: str = "dapo"
-    """TRL loss aggregation. `dapo` is VeRL's token-mean over the mini-batch; `bnpo` averages
-    per micro-batch and then over accumulation steps (older VeRL); see docs/grpo_mapping.md."""
+    dual_clip: float | None = 3.0
+    """Dual-clip bound c for negative advantages, VeRL's `clip_ratio_c` (default 3): the ratio
+    of the unclipped term is capped at c (TRL's `delta`, equal to VeRL's dual clip). null: off."""
+    loss_type: str = "bnpo"
+    """TRL loss aggregation. `bnpo` is VeRL's `token-mean` as its actor computes it: the mean
+    over the tokens of each micro-batch, averaged over the micro-batches of the step; `dapo`
+    normalises by the tokens of the whole mini-batch instead; see docs/grpo_mapping.md."""
     temperature: float = 1.0
     """Rollout sampling temperature (PAPER.md: 1.0); top-p 1 and top-k off, as in VeRL."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm (VeRL's default)."""
     checkpoint_every: int = 30
     """Save a checkpoint (and the resumable state) every k rollouts and at the end. PAPER.md: 30."""
+    checkpoint_dtype: str = "float32"
+    """Precision the published checkpoints are stored in: training keeps an fp32 master either
+    way, and the resumable state stays fp32. VeRL's HF checkpoints, which the authors' sparsity
+    script read, are bf16 exports of its fp32 master: `bfloat16` stores what they stored."""
+    save_master: bool = False
+    """Also store the fp32 master beside each checkpoint (`<checkpoint>/master/`), so that the
+    weight analysis can compare ΔW before and after storage rounding."""
     validate_every: int = 10
     """Greedy validation accuracy every m rollouts. PAPER.md: 10."""
     validation_size: int | None = None
@@ -102,14 +128,24 @@ class GRPOMethodConfig:
             raise ValueError(
                 f"checkpoint_every={self.checkpoint_every} and validate_every={self.validate_every} must be ≥ 1"
             )
+        if self.checkpoint_dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"checkpoint_dtype={self.checkpoint_dtype!r}: expected 'float32', 'bfloat16' or 'float16'")
+        if self.dual_clip is not None and self.dual_clip <= 1 + self.epsilon:
+            raise ValueError(f"dual_clip={self.dual_clip} must exceed 1 + epsilon = {1 + self.epsilon}")
+
+    def total_rollouts(self, prompts: int) -> int:
+        """`rollouts`, or `epochs` passes over `prompts` (VeRL drops an incomplete last batch)."""
+        if self.rollouts is not None:
+            return self.rollouts
+        return self.epochs * (prompts // self.prompts_per_rollout)
 
     @property
     def steps_per_rollout(self) -> int:
         return self.prompts_per_rollout // self.prompts_per_minibatch
 
 
-def trl_config(cfg: GRPOMethodConfig, work: Path, max_new_tokens: int, seed: int, processes: int = 1):
-    """The `trl.GRPOConfig` of this method. Saves happen at rollout boundaries only
+def trl_config(cfg: GRPOMethodConfig, work: Path, max_new_tokens: int, seed: int, rollouts: int, processes: int = 1):
+    """The `trl.GRPOConfig` of this method for `rollouts` rollouts. Saves happen at rollout boundaries only
     (`checkpoint_every` is counted in rollouts), the one point a resumed run can continue
     bit-identically: no half-consumed rollout is left in TRL's generation buffer."""
     from trl import GRPOConfig  # heavy import
@@ -123,7 +159,7 @@ def trl_config(cfg: GRPOMethodConfig, work: Path, max_new_tokens: int, seed: int
     on_gpu = torch.cuda.is_available()
     return GRPOConfig(
         output_dir=str(work / "trl"),
-        max_steps=cfg.rollouts * cfg.steps_per_rollout,
+        max_steps=rollouts * cfg.steps_per_rollout,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="constant",  # TRL's default schedule decays; VeRL's is constant
         warmup_steps=0,
@@ -136,6 +172,7 @@ def trl_config(cfg: GRPOMethodConfig, work: Path, max_new_tokens: int, seed: int
         beta=cfg.beta,
         use_bias_correction_kl=False,  # VeRL's k3 KL has no importance-ratio factor
         epsilon=cfg.epsilon,
+        delta=cfg.dual_clip,
         loss_type=cfg.loss_type,
         temperature=cfg.temperature,
         top_p=1.0,
@@ -224,9 +261,9 @@ class RunRecorder(TrainerCallback):
         "entropy": "entropy",
     }
 
-    def __init__(self, cfg: GRPOMethodConfig, tokenizer, validate: GreedyScorer, work: Path, fingerprint: dict,
-                 rows: list[dict]):
-        self.cfg, self.tokenizer, self.validate, self.work = cfg, tokenizer, validate, work
+    def __init__(self, cfg: GRPOMethodConfig, rollouts: int, tokenizer, validate: GreedyScorer, work: Path,
+                 fingerprint: dict, rows: list[dict]):
+        self.cfg, self.rollouts, self.tokenizer, self.validate, self.work = cfg, rollouts, tokenizer, validate, work
         self.fingerprint = fingerprint
         self.rows: dict[int, dict] = {row["step"]: row for row in rows}
         self.step_started = time.perf_counter()
@@ -244,13 +281,15 @@ class RunRecorder(TrainerCallback):
         if step % self.cfg.steps_per_rollout or not state.is_world_process_zero:
             return
         rollout = step // self.cfg.steps_per_rollout
-        if rollout % self.cfg.validate_every == 0 or rollout == self.cfg.rollouts:
+        if rollout % self.cfg.validate_every == 0 or rollout == self.rollouts:
             model.eval()
             row["val/accuracy"] = self.validate(model).accuracy
             model.train()
             log.info("rollout %d validation accuracy %.4f", rollout, row["val/accuracy"])
-        if rollout % self.cfg.checkpoint_every == 0 or rollout == self.cfg.rollouts:
-            save_model(model, self.tokenizer, self.work / "checkpoints" / checkpoint_name(rollout))
+        if rollout % self.cfg.checkpoint_every == 0 or rollout == self.rollouts:
+            master = dict(model.named_parameters()) if self.cfg.save_master else None
+            save_model(model, self.tokenizer, self.work / "checkpoints" / checkpoint_name(rollout),
+                       dtype=self.cfg.checkpoint_dtype, master=master)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         row = self._row(state.global_step)
@@ -291,6 +330,31 @@ def _dataset(rows: pl.DataFrame):
     )
 
 
+def drop_overlong(rows: pl.DataFrame, tokenizer, max_prompt_length: int | None) -> pl.DataFrame:
+    """VeRL's `filter_overlong_prompts`: drop prompts whose chat-formatted token ids (generation
+    prompt included) are longer than `max_prompt_length`; log how many."""
+    if max_prompt_length is None:
+        return rows
+    keep = [len(ids) <= max_prompt_length for ids in chat_prompt_ids(tokenizer, rows["prompt"].to_list())]
+    log.info("max_prompt_length=%d: dropped %d of %d training prompts", max_prompt_length, keep.count(False), len(keep))
+    return rows.filter(pl.Series(keep, dtype=pl.Boolean))
+
+
+def _trainer_class(decay_all_parameters: bool):
+    """TRL's GRPOTrainer, or one whose AdamW decays every parameter as VeRL's does (the
+    Trainer's own rule exempts biases and norm weights)."""
+    from trl import GRPOTrainer  # heavy import
+
+    if not decay_all_parameters:
+        return GRPOTrainer
+
+    class DecayAllGRPOTrainer(GRPOTrainer):
+        def get_decay_parameter_names(self, model) -> list[str]:
+            return [name for name, _ in model.named_parameters()]
+
+    return DecayAllGRPOTrainer
+
+
 def _trl_reward(scorer: str):
     reward = reward_function(scorer)
 
@@ -320,18 +384,20 @@ def train(
     `stop_strings` end the greedy validation replies; TRL's sampled rollouts run to EOS or
     `max_new_tokens`, as VeRL's do."""
     from accelerate import PartialState
-    from trl import GRPOTrainer  # heavy import
 
     out = Path(out_dir)
     work = partial_dir(out)
     torch.set_num_threads(threads)
     fingerprint = {"algorithm": "grpo", "seed": seed, "base": str(base_dir), **asdict(cfg)}
+    tokenizer = load_tokenizer(base_dir)
+    train_rows = drop_overlong(train_rows, tokenizer, cfg.max_prompt_length)
     if train_rows.height < cfg.prompts_per_rollout:
         raise ValueError(
             f"prompts_per_rollout={cfg.prompts_per_rollout} but the training split has {train_rows.height} prompts"
+            + (f" of at most max_prompt_length={cfg.max_prompt_length} tokens" if cfg.max_prompt_length else "")
         )
+    rollouts = cfg.total_rollouts(train_rows.height)
     model = load_model(base_dir, "float32")
-    tokenizer = load_tokenizer(base_dir)
     if cfg.validation_size is not None:
         validation_rows = validation_rows.head(cfg.validation_size)
     processes = PartialState()
@@ -342,11 +408,11 @@ def train(
     # The main process cleans up the work folder first; the others then find what it kept.
     with processes.main_process_first():
         resume_from, rows = resume_point(work, fingerprint)
-    recorder = RunRecorder(cfg, tokenizer, validate, work, fingerprint, rows)
-    trainer = GRPOTrainer(
+    recorder = RunRecorder(cfg, rollouts, tokenizer, validate, work, fingerprint, rows)
+    trainer = _trainer_class(cfg.decay_all_parameters)(
         model=model,
         reward_funcs=_trl_reward(scorer),
-        args=trl_config(cfg, work, max_new_tokens, seed, processes.num_processes),
+        args=trl_config(cfg, work, max_new_tokens, seed, rollouts, processes.num_processes),
         train_dataset=_dataset(train_rows),
         processing_class=tokenizer,
         callbacks=[recorder],

@@ -59,7 +59,9 @@ def save_model(
         if dtype is None or DTYPES[dtype] == model.dtype:
             model.save_pretrained(tmp, safe_serialization=True)
         else:
-            rounded = {name: tensor.detach().to(DTYPES[dtype]) for name, tensor in model.state_dict().items()}
+            rounded, by_storage = {}, {}  # tied weights stay one tensor, which save_pretrained writes once
+            for name, tensor in model.state_dict().items():
+                rounded[name] = by_storage.setdefault(tensor.data_ptr(), tensor.detach().to(DTYPES[dtype]))
             model.save_pretrained(tmp, safe_serialization=True, state_dict=rounded)
             config = read_json(tmp / "config.json")  # save_pretrained records the model's own dtype
             write_json({**config, "dtype": dtype}, tmp / "config.json")

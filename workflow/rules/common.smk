@@ -3,6 +3,7 @@
 import itertools
 
 from esforget.config import check as check_config
+from esforget.config import method_for_run
 
 check_config(config)
 
@@ -36,6 +37,11 @@ def runs():
         dict(model=m, method=meth, task=t, seed=s)
         for m, meth, t, s in itertools.product(r["models"], r["methods"], r["tasks"], config["seeds"])
     ]
+
+
+def run_method(wildcards):
+    """The method's keys for this run, `runs.overrides` applied."""
+    return method_for_run(config, wildcards.model, wildcards.method, wildcards.task)
 
 
 def run_paths(pattern):

@@ -17,7 +17,7 @@ rule train_es:
     wildcard_constraints:
         method=ES_METHODS,
     params:
-        method=lambda wc: METHODS[wc.method],
+        method=run_method,
         task=lambda wc: TASKS[wc.task],
     threads: config["threads"]["train_es"]
     conda:
@@ -41,7 +41,7 @@ rule train_grpo:
     wildcard_constraints:
         method=GRPO_METHODS,
     params:
-        method=lambda wc: METHODS[wc.method],
+        method=run_method,
         task=lambda wc: TASKS[wc.task],
     threads: config["threads"]["train_grpo"]
     conda:
