@@ -169,3 +169,41 @@ def test_reading_in_small_chunks_gives_the_same_numbers(tmp_path, monkeypatch):
         rows = tensor.shape[0] if tensor.dim() else 1
         assert torch.equal(reader.rows(name, 0, rows), tensor)
         reader.close()
+
+
+def test_a_kept_master_shows_what_storage_rounding_erased(tmp_path):
+    """A weight at 1.0 moved by 1e-4 in the fp32 master rounds back to 1.0 in bf16 (its step
+    there is 2⁻⁷): it counts as changed in the master and unchanged as stored — erased."""
+    base = {"model.norm.weight": torch.ones(4)}
+    master = {"model.norm.weight": torch.tensor([1.0, 1.0 + 1e-4, 1.0 + 1e-2, 1.0 - 1e-2])}
+    stored = {"model.norm.weight": master["model.norm.weight"].to(torch.bfloat16)}
+    for folder, tensors in (("base", base), ("ckpt", stored), ("ckpt/master", master)):
+        (tmp_path / folder).mkdir(parents=True)
+        save_file(tensors, tmp_path / folder / "model.safetensors")
+    assert stored["model.norm.weight"].float().tolist() == [1.0, 1.0, 1.0078125, 0.98828125]
+
+    row = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6]).row(0, named=True)
+
+    assert row["stored_dtype"] == "bfloat16"
+    assert (row["sparsity@1e-06"], row["master_sparsity@1e-06"], row["erased@1e-06"]) == (0.5, 0.25, 0.25)
+    assert row["master_fro_norm"] == pytest.approx((1e-8 + 2e-4) ** 0.5, rel=1e-3)
+    assert row["fro_norm"] == pytest.approx((0.0078125**2 + 0.01171875**2) ** 0.5)
+    whole = summarise(diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6]), [1e-6])
+    assert (whole["erased@1e-06/overall"], whole["master_sparsity@1e-06/overall"]) == (0.25, 0.25)
+    # without a master the columns are there, empty
+    alone = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt" / "master", [1e-6]).row(0, named=True)
+    assert alone["master_fro_norm"] is None and alone["erased@1e-06"] is None
+
+
+def test_the_base_is_rounded_to_the_dtype_training_started_from(tmp_path):
+    """An fp16 run of an fp32 base starts from the base rounded to fp16: a checkpoint that never
+    moved is then unchanged everywhere, where against the fp32 base every entry would differ."""
+    base = {"model.norm.weight": torch.tensor([0.1, 0.2, 0.3, 0.7])}
+    untouched = {"model.norm.weight": base["model.norm.weight"].to(torch.float16)}
+    for folder, tensors in (("base", base), ("ckpt", untouched)):
+        (tmp_path / folder).mkdir()
+        save_file(tensors, tmp_path / folder / "model.safetensors")
+    as_trained = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6], reference_dtype="float16").row(0, named=True)
+    against_fp32 = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6]).row(0, named=True)
+    assert (as_trained["fro_norm"], as_trained["sparsity@1e-06"]) == (0.0, 1.0)
+    assert against_fp32["sparsity@1e-06"] == 0.0

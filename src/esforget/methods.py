@@ -26,6 +26,13 @@ def method_config(name: str, spec: dict) -> ESConfig | GRPOMethodConfig:
         raise ValueError(f"methods.{name}: {err}") from None
 
 
+def training_dtype(spec: dict) -> str:
+    """The dtype a run's θ₀ had: ES starts from the base rounded to its `dtype`; GRPO trains an
+    fp32 master whatever the base's storage."""
+    cfg = method_config("method", spec)
+    return cfg.dtype if isinstance(cfg, ESConfig) else "float32"
+
+
 def train(name: str, spec: dict, **kwargs):
     """Train with the algorithm of method `name` (see `esforget.es.train`, `esforget.grpo.train`)."""
     cfg = method_config(name, spec)

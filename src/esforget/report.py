@@ -160,6 +160,38 @@ def accuracy_table(retention: pl.DataFrame, peaks: pl.DataFrame) -> pl.DataFrame
     )
 
 
+def precision_table(norms: pl.DataFrame, per_tensor: pl.DataFrame, drift: pl.DataFrame, methods: dict,
+                    thresholds: list[float]) -> pl.DataFrame:
+    """What storage precision and the authors' numerics do to the paper's two measures, at each
+    run's final checkpoint, mean over seeds: ‖ΔW‖_F and the unchanged share as stored, and where
+    an fp32 master was kept, as in the master and the share storage erased; for ES under the
+    authors' numerics, the restores' summed drift as a share of ‖ΔW‖_F."""
+
+    def numerics(spec: dict) -> str:
+        if spec["algorithm"] == "es":
+            return f"ES {spec.get('numerics', 'master')}, {spec.get('dtype', 'float32')}"
+        return "GRPO fp32 master (AdamW)"
+
+    final = norms.filter(pl.col("step") == pl.col("step").max().over(RUN_KEYS))
+    stored = per_tensor.group_by(*RUN_KEYS, "step").agg(pl.col("stored_dtype").unique().sort().str.join("+"))
+    shares = [c for tau in thresholds for c in (f"sparsity@{tau:g}/overall", f"master_sparsity@{tau:g}/overall",
+                                                   f"erased@{tau:g}/overall")]
+    per_run = (
+        final.join(stored, on=[*RUN_KEYS, "step"], how="left")
+        .join(drift, on=RUN_KEYS, how="left")
+        .with_columns(
+            pl.col("method").replace_strict({m: numerics(spec) for m, spec in methods.items()}).alias("numerics"),
+            (pl.col("drift_total") / pl.col("fro_norm")).alias("drift_share"),
+        )
+    )
+    return (
+        per_run.group_by("model", "method", "train_task", "numerics", "stored_dtype")
+        .agg(pl.len().alias("seeds"), pl.col("step").max(), pl.col("fro_norm").mean(), pl.col("master_fro_norm").mean(),
+             *(pl.col(c).mean() for c in shares), pl.col("drift_share").mean())
+        .sort("model", "train_task", "method")
+    )
+
+
 def svg(chart: alt.Chart) -> str:
     return vlc.vegalite_to_svg(chart.to_json())
 
@@ -168,7 +200,8 @@ def _table_html(frame: pl.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
     body = []
     for row in frame.iter_rows():
-        cells = "".join(f"<td>{v:.3f}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>" for v in row)
+        cells = "".join(f"<td>{v:.4g}</td>" if isinstance(v, float) else f"<td>{html.escape('' if v is None else str(v))}</td>"
+                        for v in row)
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -193,6 +226,7 @@ def render(
     weights: pl.DataFrame,
     per_tensor: pl.DataFrame,
     peaks: pl.DataFrame,
+    precision: pl.DataFrame,
     prior_tasks: list[str],
     tau: float,
     out_html: str | Path,
@@ -224,6 +258,17 @@ def render(
         "<em>final_kl</em>: mean per-token KL(base ‖ final checkpoint) on the prior task's prompts. "
         "Per-checkpoint 95 % intervals are in each run's retention.parquet.</p>",
         _table_html(table),
+        "<h2>Storage precision and the authors' numerics</h2>",
+        "<p>At each run's final checkpoint, mean over seeds. <em>numerics</em>: how the run's arithmetic "
+        "rounded (ES <em>authors</em>: in place in its dtype, restores that drift, the update rounded member "
+        "by member; ES <em>master</em>: an exact fp32 master); <em>stored_dtype</em>: what the checkpoint "
+        "holds. <em>fro_norm</em> and <em>sparsity@τ</em> (share of entries with |ΔW| ≤ τ, all parameters) "
+        "are read from the stored checkpoint, as the authors' scripts read theirs; where the run kept its "
+        "fp32 master (<code>save_master</code>), <em>master_*</em> are the same from the master and "
+        "<em>erased@τ</em> the share of entries that moved by more than τ in the master but not as stored. "
+        "<em>drift_share</em>: the restores' summed drift ‖Σ drift‖_F ÷ fro_norm (ES, authors' numerics). "
+        "All differences are computed in fp32 against the base rounded to the dtype training started from.</p>",
+        _table_html(precision),
     ]
     style = (
         "body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
@@ -237,11 +282,11 @@ def render(
 
 def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], methods: dict, thresholds: list[float]):
     """Read every run's tables; add each method's algorithm; sum update norms per checkpoint;
-    find each run's peak-validation checkpoint. `runs` (model, method, task, seed) is aligned
-    with the metrics paths.
+    find each run's peak-validation checkpoint and its final restore drift. `runs` (model,
+    method, task, seed) is aligned with the metrics paths.
 
     Returns (retention, per-tensor weight differences, whole-model norms per checkpoint with
-    step 0 = 0, validation peaks).
+    step 0 = 0, validation peaks, final drift per run).
     """
     from esforget.io import read_parquet
     from esforget.weight_diff import summarise
@@ -255,9 +300,20 @@ def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], meth
     ]
     starts = per_tensor.select(RUN_KEYS).unique().with_columns(pl.lit(0).alias("step"), pl.lit(0.0).alias("fro_norm"))
     norms = pl.concat([starts, pl.DataFrame(norms)], how="diagonal_relaxed").sort(*RUN_KEYS, "step")
-    validation = pl.concat([_validation_log(read_parquet(p), run) for p, run in zip(metrics_paths, runs, strict=True)])
+    metrics = [(read_parquet(p), run) for p, run in zip(metrics_paths, runs, strict=True)]
+    validation = pl.concat([_validation_log(table, run) for table, run in metrics])
     checkpoints = retention.select(*RUN_KEYS, pl.col("step").alias("checkpoint")).unique()
-    return retention, per_tensor, norms, validation_peaks(validation.join(checkpoints, on=[*RUN_KEYS, "checkpoint"], how="semi"))
+    peaks = validation_peaks(validation.join(checkpoints, on=[*RUN_KEYS, "checkpoint"], how="semi"))
+    drift = pl.DataFrame(
+        [{**_run_labels(run), "drift_total": table["drift/total_norm"][-1] if "drift/total_norm" in table.columns else None}
+         for table, run in metrics],
+        schema_overrides={"seed": pl.Int64, "drift_total": pl.Float64},
+    )
+    return retention, per_tensor, norms, peaks, drift
+
+
+def _run_labels(run: dict) -> dict:
+    return {"model": run["model"], "method": run["method"], "train_task": run["task"], "seed": run["seed"]}
 
 
 def _validation_log(metrics: pl.DataFrame, run: dict) -> pl.DataFrame:

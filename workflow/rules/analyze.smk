@@ -10,6 +10,7 @@ rule analyze_weights:
         f"benchmarks/{RUN}/analyze_weights.tsv"
     params:
         analysis=config["analysis"],
+        method=run_method,
     conda:
         "../../envs/esforget.yaml"
     script:

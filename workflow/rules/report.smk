@@ -32,6 +32,7 @@ rule render_report:
         accuracy="results/report/accuracy.parquet",
         retention="results/report/retention.parquet",
         weights="results/report/weight_norms.parquet",
+        precision="results/report/precision.parquet",
     log:
         "logs/report/render_report.log",
     params:

@@ -1,17 +1,19 @@
 from esforget.logs import to_file
 from esforget.io import write_parquet
-from esforget.report import collect, render
+from esforget.report import collect, precision_table, render
 
 to_file(snakemake.log[0])
 params = snakemake.params
-retention, per_tensor, norms, peaks = collect(
+retention, per_tensor, norms, peaks, drift = collect(
     snakemake.input.retention, snakemake.input.weights, snakemake.input.metrics, params.runs, params.methods, params.thresholds
 )
+precision = precision_table(norms, per_tensor, drift, params.methods, params.thresholds)
 table = render(
     retention,
     norms,
     per_tensor,
     peaks,
+    precision,
     params.prior_tasks,
     params.tau,
     snakemake.output.html,
@@ -21,3 +23,4 @@ table = render(
 write_parquet(table, snakemake.output.accuracy)
 write_parquet(retention, snakemake.output.retention)
 write_parquet(norms, snakemake.output.weights)
+write_parquet(precision, snakemake.output.precision)
