@@ -85,3 +85,22 @@ def test_a_bad_override_is_named(config, override, message):
     config["runs"]["overrides"] = [override]
     with pytest.raises(ValueError, match=message):
         check(config)
+
+
+def test_the_precision_profile_layers_over_the_default(config):
+    from snakemake.utils import update_config
+
+    from esforget.config import method_for_run
+    from esforget.methods import method_config
+
+    update_config(config, yaml.safe_load((REPO / "config" / "precision.yaml").read_text()))
+    validate(copy.deepcopy(config), SCHEMA)
+    check(config)
+    assert config["runs"]["methods"] == ["es", "grpo", "es_fp16_authors", "es_fp16_master", "grpo_bf16"]
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["methods"]
+    # each variant is the default's method with only its precision changed
+    for name, base, precision in (("es_fp16_authors", "es", {"dtype": "float16", "numerics": "authors"}),
+                                  ("es_fp16_master", "es", {"dtype": "float16", "numerics": "master", "save_master": True}),
+                                  ("grpo_bf16", "grpo", {"checkpoint_dtype": "bfloat16", "save_master": True})):
+        assert method_for_run(config, "tiny", name, "countdown") == {**default[base], **precision}
+        method_config(name, config["methods"][name])
