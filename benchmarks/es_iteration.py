@@ -10,9 +10,8 @@ its own), on the same weights, prompts and seeds:
 * `esforget`: `esforget.es` — prompts tokenised and left-padded once, a hand-written greedy
   loop with KV cache that stops when every row has emitted EOS, noise regenerated per tensor,
   θ kept as an fp32 master copy (exact restores).
-* `esforget-in-place`: the same with `numerics="authors"` (fp32 here): perturb and restore in
-  place, one copy of the model plus the restores' drift bookkeeping (a CPU copy of θ at the
-  start of the members and the summed drift in fp32).
+* `esforget-in-place`: the same with `numerics="authors"` (fp32 here) and `track_drift=False`:
+  perturb and restore in place, one copy of the model, the authors' footprint.
 * `naive`: what one writes first — per member, add noise in place, `tokenizer(...)` and
   `model.generate(do_sample=False)` per prompt batch, decode, subtract the same noise. It
   draws the same ε as esforget, so all three score the same perturbed models and generate the
@@ -78,7 +77,7 @@ def es_config(population: int, numerics: str = "master"):
     """The paper's σ and α: both loops draw and scale the same noise from this config."""
     from esforget import es
 
-    return es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4, numerics=numerics)
+    return es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4, numerics=numerics, track_drift=False)
 
 
 def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops,
@@ -87,7 +86,7 @@ def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations,
     from esforget.scoring import GreedyScorer
 
     cfg = es_config(population, numerics)
-    weights = es.Weights(model, cfg.noise, cfg.numerics)
+    weights = es.Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
     scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size, stop_strings=stops)
     generating = tokens = 0.0
     started = time.perf_counter()

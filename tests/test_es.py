@@ -151,3 +151,12 @@ def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_pa
     assert any(not torch.equal(p, q) for p, q in zip(model1.parameters(), base.parameters()))
     assert m1.columns[:4] == ["step", "fitness/mean", "fitness/std", "fitness/max"]
     assert m1.height == 3 and isinstance(m1, pl.DataFrame)
+
+
+def test_drift_tracking_can_be_switched_off_for_the_authors_footprint(micro_model_dir):
+    model = load_model(micro_model_dir, "float16")
+    weights = es.Weights(model, noise_mode="paper", numerics="authors", track_drift=False)
+    assert weights.drift is None
+    weights.begin_members()
+    weights.perturb(seed=123, sign=1.0, sigma=0.1)
+    assert weights.end_members() == (None, None)

@@ -84,6 +84,10 @@ class ESConfig:
     save_master: bool = False
     """Also store the fp32 master beside each checkpoint (`<checkpoint>/master/`), so that the
     weight analysis can compare ΔW before and after storage rounding. `numerics: master` only."""
+    track_drift: bool = True
+    """Under `numerics: authors`, measure how far the in-place restores moved θ (metrics
+    `drift/*`). Costs host memory: a copy of θ in its dtype and the summed drift in fp32; False
+    keeps the authors' footprint (one model and one noise tensor) and logs no drift."""
     checkpoint_every: int = 50
     """Save a checkpoint every k iterations (and at the end). PAPER.md: 50."""
     validate_every: int = 10
@@ -168,7 +172,7 @@ class Weights:
     alpha=scale)`, which rounds once).
     """
 
-    def __init__(self, model: torch.nn.Module, noise_mode: str, numerics: str = "master"):
+    def __init__(self, model: torch.nn.Module, noise_mode: str, numerics: str = "master", track_drift: bool = True):
         self.params = [p for p in model.parameters()]  # tied weights appear once
         self.names = [name for name, _ in model.named_parameters()]
         self.in_place = numerics == "authors"
@@ -178,8 +182,9 @@ class Weights:
         # The restores' drift (authors' numerics): θ at the start of the members, and the
         # drift summed over all iterations so far (fp32, on the CPU: the GPU holds only what
         # the authors' engines held).
+        self.track_drift = self.in_place and track_drift
         self._before: list[torch.Tensor] | None = None
-        self.drift = [torch.zeros(p.shape, dtype=torch.float32) for p in self.params] if self.in_place else None
+        self.drift = [torch.zeros(p.shape, dtype=torch.float32) for p in self.params] if self.track_drift else None
 
     @torch.no_grad()
     def perturb(self, seed: int, sign: float, sigma: float) -> None:
@@ -208,16 +213,18 @@ class Weights:
     @torch.no_grad()
     def begin_members(self) -> None:
         """Remember θ before this iteration's members (authors' numerics: to measure drift)."""
-        if self.in_place:
+        if self.track_drift:
             self._before = [p.detach().to("cpu", copy=True) for p in self.params]
 
     @torch.no_grad()
-    def end_members(self) -> tuple[float, float]:
+    def end_members(self) -> tuple[float | None, float | None]:
         """Restore the last member; return (‖θ now − θ before the members‖_F, the same for the
-        drift summed over all iterations). Both 0 under the master numerics."""
+        drift summed over all iterations): 0 under the master numerics, None when not tracked."""
         self.restore()
         if not self.in_place:
             return 0.0, 0.0
+        if not self.track_drift:
+            return None, None
         step, total = 0.0, 0.0
         for p, before, drift in zip(self.params, self._before, self.drift, strict=True):
             moved = p.detach().float().cpu() - before.float()
@@ -294,7 +301,11 @@ class Weights:
 # (seed, iteration).
 
 
-METRIC_TYPES = {"val/accuracy": pl.Float64}  # null except at validation iterations
+METRIC_TYPES = {  # columns that may be null: validation only every m iterations, drift if not tracked
+    "val/accuracy": pl.Float64,
+    "drift/step_norm": pl.Float64,
+    "drift/total_norm": pl.Float64,
+}
 
 
 def _state_dir(work: Path, t: int) -> Path:
@@ -377,7 +388,7 @@ def train(
 
     model = load_model(base_dir, cfg.dtype, group.device)
     tokenizer = load_tokenizer(base_dir)
-    weights = Weights(model, cfg.noise, cfg.numerics)
+    weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
     base_files = tensor_files(base_dir)
     if missing := sorted(set(weights.names) - set(base_files))[:3]:
         raise ValueError(f"{base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")
