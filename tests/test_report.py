@@ -54,15 +54,15 @@ def test_precision_table_reads_each_runs_final_checkpoint_and_its_drift_share():
     )
     per_tensor = norms.select(*RUN, "step").with_columns(
         stored_dtype=pl.when(pl.col("method") == "es").then(pl.lit("float16")).otherwise(pl.lit("bfloat16")))
-    drift = pl.DataFrame([{**runs[0], "drift_total": 0.2}, {**runs[1], "drift_total": 0.4},
-                          {**runs[2], "drift_total": None}], schema_overrides={"drift_total": pl.Float64})
+    drift = pl.DataFrame([{**runs[0], "step": 10, "drift_total": 0.05}, {**runs[0], "step": 20, "drift_total": 0.2},
+                          {**runs[1], "step": 20, "drift_total": 0.4}], schema_overrides={"drift_total": pl.Float64})
 
     table = {r["method"]: r for r in precision_table(norms, per_tensor, drift, methods, [1e-6]).iter_rows(named=True)}
 
     es = table["es"]
     assert (es["seeds"], es["step"], es["numerics"], es["stored_dtype"]) == (2, 20, "ES authors, float16", "float16")
     assert es["fro_norm"] == pytest.approx(3.0) and es["sparsity@1e-06/overall"] == pytest.approx(0.3)
-    assert es["drift_share"] == pytest.approx(0.1)  # 0.2/2 and 0.4/4
+    assert es["drift_share"] == pytest.approx(0.1)  # at the final iteration: 0.2/2 and 0.4/4
     assert es["master_fro_norm"] is None
     grpo = table["grpo_bf16"]
     assert (grpo["stored_dtype"], grpo["master_fro_norm"], grpo["erased@1e-06/overall"]) == ("bfloat16", 0.6, 0.9)

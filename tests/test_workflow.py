@@ -77,6 +77,20 @@ def test_both_methods_move_the_weights_and_the_analysis_sees_it(workdir):
     assert per_tensor.filter(pl.col("bucket") == "LayerNorm")["rank_percent"].is_null().all()
 
 
+def test_the_precision_table_shows_storage_rounding_and_restore_drift(workdir):
+    precision = {r["method"]: r for r in read(workdir, "results/report/precision.parquet").iter_rows(named=True)}
+    # GRPO stored in bf16 with its fp32 master: both read, and what rounding erased is counted
+    grpo = precision["grpo"]
+    assert grpo["stored_dtype"] == "bfloat16" and grpo["master_fro_norm"] > 0
+    assert 0 < grpo["erased@1e-06/overall"] <= 1 - grpo["master_sparsity@1e-06/overall"]
+    assert grpo["sparsity@1e-06/overall"] > grpo["master_sparsity@1e-06/overall"]
+    # ES in fp16 under the authors' numerics: restores drifted; with an exact master they cannot
+    authors, exact = precision["es_fp16_authors"], precision["es"]
+    assert authors["stored_dtype"] == "float16" and authors["drift_share"] > 0
+    assert exact["drift_share"] == 0 and exact["master_fro_norm"] is None
+    assert (workdir / "results/micro/grpo/countdown/seed0/checkpoints/step000004/master/model.safetensors").exists()
+
+
 def test_metrics_tables_have_one_row_per_step(workdir):
     es = read(workdir, "results/micro/es/countdown/seed0/metrics.parquet")
     assert es["step"].to_list() == [1, 2, 3, 4]
@@ -88,10 +102,10 @@ def test_metrics_tables_have_one_row_per_step(workdir):
 
 def test_report_has_figures_and_the_accuracy_table(workdir):
     page = (workdir / "results/report/report.html").read_text()
-    assert page.count("<svg") == 4 and "<table>" in page
+    assert page.count("<svg") == 5 and page.count("<table>") == 2
     accuracy = read(workdir, "results/report/accuracy.parquet")
     assert sorted(zip(accuracy["method"], accuracy["eval_task"], accuracy["probe"])) == [
-        (method, *task_probe) for method in ("es", "grpo")
+        (method, *task_probe) for method in ("es", "es_fp16_authors", "grpo")
         for task_probe in (("arith", "generative"), ("arith", "loglikelihood"), ("arith", "loglikelihood_norm"),
                            ("countdown", "generative"))
     ]
@@ -117,7 +131,7 @@ def test_a_change_file_layered_over_the_profile_changes_only_its_keys(workdir, t
                           cwd=workdir, capture_output=True, text=True)
     assert plan.returncode == 0, plan.stderr[-3000:]
     jobs = dict(line.split()[:2] for line in plan.stdout.splitlines() if line.split()[:1] in (["train_es"], ["prepare_data"]))
-    assert jobs == {"train_es": "1"}  # seed 1 is new; seed 0, the data and the base are done
+    assert jobs == {"train_es": "2"}  # seed 1 of both ES methods is new; seed 0, the data and the base are done
 
 
 def test_lint_is_clean():

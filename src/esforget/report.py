@@ -176,9 +176,10 @@ def precision_table(norms: pl.DataFrame, per_tensor: pl.DataFrame, drift: pl.Dat
     stored = per_tensor.group_by(*RUN_KEYS, "step").agg(pl.col("stored_dtype").unique().sort().str.join("+"))
     shares = [c for tau in thresholds for c in (f"sparsity@{tau:g}/overall", f"master_sparsity@{tau:g}/overall",
                                                    f"erased@{tau:g}/overall")]
+    final_drift = drift.filter(pl.col("step") == pl.col("step").max().over(RUN_KEYS)).select(*RUN_KEYS, "drift_total")
     per_run = (
         final.join(stored, on=[*RUN_KEYS, "step"], how="left")
-        .join(drift, on=RUN_KEYS, how="left")
+        .join(final_drift, on=RUN_KEYS, how="left")
         .with_columns(
             pl.col("method").replace_strict({m: numerics(spec) for m, spec in methods.items()}).alias("numerics"),
             (pl.col("drift_total") / pl.col("fro_norm")).alias("drift_share"),
@@ -215,6 +216,10 @@ SECTIONS = [
     ("divergence", "How far the output distribution moved",
      "Mean per-token KL(base ‖ checkpoint) of the next-token distributions over each prior "
      "task's prompts: a probe-free measure of how much the model changed where it should not."),
+    ("drift", "How much of ES's update is restore drift",
+     "Under the authors' numerics every member is added and subtracted in place in the working "
+     "dtype, and the subtraction can leave a weight one rounding step off. Per iteration: the "
+     "distance from the base ‖θ_t − θ_0‖_F beside the drift those restores summed to, ‖Σ drift‖_F."),
     ("sparsity", "Where the update lands",
      "Share of entries left unchanged (|ΔW| ≤ τ) per layer and bucket at each run's final "
      "checkpoint; ES solid, GRPO dashed. Sparse updates stay near 1, dense ones near 0."),
@@ -227,6 +232,7 @@ def render(
     per_tensor: pl.DataFrame,
     peaks: pl.DataFrame,
     precision: pl.DataFrame,
+    drift: pl.DataFrame,
     prior_tasks: list[str],
     tau: float,
     out_html: str | Path,
@@ -238,6 +244,7 @@ def render(
         "tradeoff": tradeoff_chart(retention_pairs(retention, prior_tasks)),
         "norm": norm_chart(weights),
         "divergence": divergence_chart(retention),
+        "drift": drift_chart(drift),
         "sparsity": sparsity_chart(layer_sparsity(per_tensor, tau), tau),
     }
     rendered = {key: svg(chart) for key, chart in charts.items()}
@@ -282,11 +289,11 @@ def render(
 
 def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], methods: dict, thresholds: list[float]):
     """Read every run's tables; add each method's algorithm; sum update norms per checkpoint;
-    find each run's peak-validation checkpoint and its final restore drift. `runs` (model,
-    method, task, seed) is aligned with the metrics paths.
+    find each run's peak-validation checkpoint; collect the ES runs' restore drift. `runs`
+    (model, method, task, seed) is aligned with the metrics paths.
 
     Returns (retention, per-tensor weight differences, whole-model norms per checkpoint with
-    step 0 = 0, validation peaks, final drift per run).
+    step 0 = 0, validation peaks, per-iteration distance and drift of the ES runs).
     """
     from esforget.io import read_parquet
     from esforget.weight_diff import summarise
@@ -304,16 +311,47 @@ def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], meth
     validation = pl.concat([_validation_log(table, run) for table, run in metrics])
     checkpoints = retention.select(*RUN_KEYS, pl.col("step").alias("checkpoint")).unique()
     peaks = validation_peaks(validation.join(checkpoints, on=[*RUN_KEYS, "checkpoint"], how="semi"))
-    drift = pl.DataFrame(
-        [{**_run_labels(run), "drift_total": table["drift/total_norm"][-1] if "drift/total_norm" in table.columns else None}
-         for table, run in metrics],
-        schema_overrides={"seed": pl.Int64, "drift_total": pl.Float64},
-    )
+    drift_logs = [_drift_log(table, run) for table, run in metrics if "drift/total_norm" in table.columns]  # ES runs
+    drift = pl.concat(drift_logs) if drift_logs else pl.DataFrame(schema=DRIFT_COLUMNS)
     return retention, per_tensor, norms, peaks, drift
 
 
-def _run_labels(run: dict) -> dict:
-    return {"model": run["model"], "method": run["method"], "train_task": run["task"], "seed": run["seed"]}
+DRIFT_COLUMNS = {"model": pl.String, "method": pl.String, "train_task": pl.String, "seed": pl.Int64, "step": pl.Int64,
+                 "update_total": pl.Float64, "drift_total": pl.Float64}
+
+
+def _drift_log(metrics: pl.DataFrame, run: dict) -> pl.DataFrame:
+    """(run keys, iteration, ‖θ_t − θ_0‖_F, ‖Σ restore drift‖_F) of an ES run's metrics; the
+    drift is null where it was not tracked, 0 under an exact master."""
+    return metrics.select(
+        pl.lit(run["model"]).alias("model"),
+        pl.lit(run["method"]).alias("method"),
+        pl.lit(run["task"]).alias("train_task"),
+        pl.lit(run["seed"], dtype=pl.Int64).alias("seed"),
+        pl.col("step").cast(pl.Int64),
+        pl.col("update/total_norm").cast(pl.Float64).alias("update_total"),
+        pl.col("drift/total_norm").cast(pl.Float64).alias("drift_total"),
+    )
+
+
+def drift_chart(drift: pl.DataFrame) -> alt.Chart:
+    """‖θ_t − θ_0‖_F and the restores' summed drift ‖Σ drift‖_F against iteration, per ES run
+    under the authors' numerics (where drift was measured and is not 0)."""
+    measured = drift.filter(pl.col("drift_total").max().over(RUN_KEYS) > 0)
+    if measured.is_empty():
+        return alt.Chart(pl.DataFrame({"note": ["no ES run under the authors' numerics with drift tracked"]})).mark_text(
+            align="left").encode(text="note:N").properties(width=360, height=30)
+    long = measured.unpivot(index=[*RUN_KEYS, "step"], on=["update_total", "drift_total"], variable_name="measure",
+                            value_name="norm").with_columns(
+        pl.col("measure").replace_strict({"update_total": "‖θ_t − θ_0‖_F", "drift_total": "‖Σ restore drift‖_F"}))
+    return (
+        alt.Chart(long)
+        .mark_line()
+        .encode(x=alt.X("step:Q", title="iteration"), y=alt.Y("norm:Q", title="Frobenius norm"),
+                color=alt.Color("measure:N", title=None), detail="seed:N", tooltip=[*RUN_KEYS, "step", "measure", "norm"])
+        .properties(width=360, height=240)
+        .facet(column=alt.Column("method:N", title="method"), row=alt.Row("train_task:N", title="trained on"))
+    )
 
 
 def _validation_log(metrics: pl.DataFrame, run: dict) -> pl.DataFrame:

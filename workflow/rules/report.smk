@@ -24,6 +24,11 @@ rule render_report:
             caption="../report/divergence.rst",
             category="Figures",
         ),
+        drift=report(
+            "results/report/figures/drift.svg",
+            caption="../report/drift.rst",
+            category="Figures",
+        ),
         sparsity=report(
             "results/report/figures/sparsity.svg",
             caption="../report/sparsity.rst",

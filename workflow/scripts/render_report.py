@@ -14,10 +14,11 @@ table = render(
     per_tensor,
     peaks,
     precision,
+    drift,
     params.prior_tasks,
     params.tau,
     snakemake.output.html,
-    {key: snakemake.output[key] for key in ("tradeoff", "norm", "divergence", "sparsity")},
+    {key: snakemake.output[key] for key in ("tradeoff", "norm", "divergence", "drift", "sparsity")},
     title="ES vs GRPO: learning the new task, forgetting the old",
 )
 write_parquet(table, snakemake.output.accuracy)
