@@ -96,7 +96,8 @@ def test_the_precision_profile_layers_over_the_default(config):
     update_config(config, yaml.safe_load((REPO / "config" / "precision.yaml").read_text()))
     validate(copy.deepcopy(config), SCHEMA)
     check(config)
-    assert config["runs"]["methods"] == ["es", "grpo", "es_fp16_authors", "es_fp16_master", "grpo_bf16"]
+    assert config["runs"]["methods"] == ["es", "grpo", "es_fp16_authors", "es_fp16_master", "es_fp16_authors_paper_steps",
+                                         "grpo_bf16"]
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["methods"]
     # each variant is the default's method with only its precision changed
     for name, base, precision in (("es_fp16_authors", "es", {"dtype": "float16", "numerics": "authors"}),

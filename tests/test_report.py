@@ -61,9 +61,9 @@ def test_precision_table_reads_each_runs_final_checkpoint_and_its_drift_share():
 
     es = table["es"]
     assert (es["seeds"], es["step"], es["numerics"], es["stored_dtype"]) == (2, 20, "ES authors, float16", "float16")
-    assert es["fro_norm"] == pytest.approx(3.0) and es["sparsity@1e-06/overall"] == pytest.approx(0.3)
+    assert es["fro_norm"] == pytest.approx(3.0) and es["sparsity@1e-06"] == pytest.approx(0.3)
     assert es["drift_share"] == pytest.approx(0.1)  # at the final iteration: 0.2/2 and 0.4/4
     assert es["master_fro_norm"] is None
     grpo = table["grpo_bf16"]
-    assert (grpo["stored_dtype"], grpo["master_fro_norm"], grpo["erased@1e-06/overall"]) == ("bfloat16", 0.6, 0.9)
+    assert (grpo["stored_dtype"], grpo["master_fro_norm"], grpo["erased@1e-06"]) == ("bfloat16", 0.6, 0.9)
     assert grpo["drift_share"] is None

@@ -188,7 +188,7 @@ def precision_table(norms: pl.DataFrame, per_tensor: pl.DataFrame, drift: pl.Dat
     return (
         per_run.group_by("model", "method", "train_task", "numerics", "stored_dtype")
         .agg(pl.len().alias("seeds"), pl.col("step").max(), pl.col("fro_norm").mean(), pl.col("master_fro_norm").mean(),
-             *(pl.col(c).mean() for c in shares), pl.col("drift_share").mean())
+             *(pl.col(c).mean().alias(c.removesuffix("/overall")) for c in shares), pl.col("drift_share").mean())
         .sort("model", "train_task", "method")
     )
 
@@ -280,6 +280,7 @@ def render(
     style = (
         "body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+        "th{overflow-wrap:anywhere}"
     )
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
     with atomic_path(out_html) as tmp:
@@ -351,6 +352,7 @@ def drift_chart(drift: pl.DataFrame) -> alt.Chart:
                 color=alt.Color("measure:N", title=None), detail="seed:N", tooltip=[*RUN_KEYS, "step", "measure", "norm"])
         .properties(width=360, height=240)
         .facet(column=alt.Column("method:N", title="method"), row=alt.Row("train_task:N", title="trained on"))
+        .resolve_scale(y="independent")  # runs at the paper's σ move two orders of magnitude less
     )
 
 
