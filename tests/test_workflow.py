@@ -1,5 +1,6 @@
 """The whole DAG on the smallest config, run the way users run it, checked on its tables."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ def workdir(tmp_path_factory) -> Path:
     shutil.copy(REPO / "Snakefile", root)
     shutil.copytree(REPO / "workflow", root / "workflow")
     shutil.copytree(REPO / "envs", root / "envs")
+    shutil.copytree(REPO / "profiles", root / "profiles")  # profiles/default applies, as for users
     (root / "config").mkdir()
     shutil.copy(REPO / "tests" / "e2e" / "config.yaml", root / "config" / "config.yaml")
     done = subprocess.run([*SNAKEMAKE, "--cores", "2", "--quiet", "rules"], cwd=root, capture_output=True, text=True)
@@ -117,6 +119,29 @@ def test_every_stage_logged_to_its_file(workdir):
                 "micro/grpo/countdown/seed0/evaluate.log", "micro/es/countdown/seed0/analyze_weights.log"):
         assert (workdir / "logs" / log).exists(), log
     assert "iteration 4" in (workdir / "logs/micro/es/countdown/seed0/train.log").read_text()
+
+
+def planned_jobs(workdir, env=None) -> dict[str, str]:
+    """The job counts of a dry run (rule → count), {} when there is nothing to do."""
+    done = subprocess.run([*SNAKEMAKE, "--cores", "1", "-n"], cwd=workdir, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rules = {"prepare_data", "prepare_base_model", "evaluate_base", "train_es", "train_grpo", "evaluate_retention",
+             "analyze_weights", "render_report"}
+    rows = (line.split() for line in done.stdout.splitlines())
+    return {row[0]: row[1] for row in rows if len(row) == 2 and row[0] in rules and row[1].isdigit()}
+
+
+def test_a_line_of_evaluation_code_reruns_evaluation_and_what_follows_only(workdir, tmp_path):
+    """The same package elsewhere (fresh copy, new file times) changes nothing; one more line
+    in the evaluation module reruns the evaluations and the report, nothing before them."""
+    import esforget
+
+    package = Path(shutil.copytree(Path(esforget.__file__).parent, tmp_path / "src" / "esforget"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
+    assert planned_jobs(workdir, env) == {}
+    with open(package / "evaluate.py", "a") as handle:
+        handle.write("\n# one more line\n")
+    assert planned_jobs(workdir, env) == {"evaluate_base": "1", "evaluate_retention": "3", "render_report": "1"}
 
 
 def test_a_second_run_has_nothing_to_do(workdir):

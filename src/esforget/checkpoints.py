@@ -22,6 +22,9 @@ from esforget.io import write_json, write_parquet
 
 _STEP_DIR = re.compile(r"^step(\d{6})$")
 
+MASTER_DIR = "master"
+"""Subfolder of a checkpoint holding the fp32 master its stored weights were rounded from."""
+
 
 def checkpoint_name(step: int) -> str:
     return f"step{step:06d}"

@@ -53,6 +53,7 @@ def save_model(
     rounding (`esforget.weight_diff`)."""
     from safetensors.torch import save_file
 
+    from esforget.checkpoints import MASTER_DIR
     from esforget.io import atomic_path, read_json, write_json
 
     with atomic_path(path, directory=True) as tmp:
@@ -70,7 +71,3 @@ def save_model(
             (tmp / MASTER_DIR).mkdir()
             save_file({name: t.detach().float().cpu().contiguous() for name, t in master.items()},
                       str(tmp / MASTER_DIR / "model.safetensors"))
-
-
-MASTER_DIR = "master"
-"""Subfolder of a checkpoint holding the fp32 master its stored weights were rounded from."""

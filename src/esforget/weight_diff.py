@@ -29,7 +29,7 @@ import torch
 from safetensors import safe_open
 from tqdm import tqdm
 
-from esforget.models import MASTER_DIR
+from esforget.checkpoints import MASTER_DIR
 
 BUCKET_RULES = [  # (bucket, pattern on the parameter name), first match wins
     ("Q", re.compile(r"q_proj")),

@@ -9,8 +9,9 @@ rule analyze_weights:
     benchmark:
         f"benchmarks/{RUN}/analyze_weights.tsv"
     params:
+        code=code_of("analyze_weights.py"),
         analysis=config["analysis"],
-        method=run_method,
+        reference_dtype=lambda wc: training_dtype(run_method(wc)),
     conda:
         "../../envs/esforget.yaml"
     script:

@@ -9,6 +9,7 @@ rule prepare_base_model:
     benchmark:
         "benchmarks/{model}/base/prepare_base_model.tsv"
     params:
+        code=code_of("prepare_base_model.py"),
         spec=lambda wc: config["models"][wc.model],
         tasks=lambda wc: {t: TASKS[t] for t in pretrain_tasks()},
         seed=config["data_seed"],

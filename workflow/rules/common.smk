@@ -2,8 +2,12 @@
 
 import itertools
 
+from pathlib import Path
+
 from esforget.config import check as check_config
 from esforget.config import method_for_run
+from esforget.methods import training_dtype
+from esforget.provenance import stage_hash
 
 check_config(config)
 
@@ -37,6 +41,16 @@ def runs():
         dict(model=m, method=meth, task=t, seed=s)
         for m, meth, t, s in itertools.product(r["models"], r["methods"], r["tasks"], config["seeds"])
     ]
+
+
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+
+
+def code_of(script):
+    """Content hash of a stage's script and the package code it runs (esforget.provenance):
+    passed as a param, so a change in that code reruns the stage (the profile leaves out
+    Snakemake's own `code` trigger, which compares script modification times)."""
+    return stage_hash(SCRIPTS / script)
 
 
 def run_method(wildcards):

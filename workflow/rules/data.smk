@@ -5,6 +5,7 @@ rule prepare_data:
     log:
         "logs/data/{task}.log",
     params:
+        code=code_of("prepare_data.py"),
         task=lambda wc: TASKS[wc.task],
         seed=config["data_seed"],
     conda:

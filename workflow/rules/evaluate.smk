@@ -14,6 +14,7 @@ rule evaluate_base:
     benchmark:
         "benchmarks/{model}/base/evaluate.tsv"
     params:
+        code=code_of("evaluate.py"),
         evaluation=config["evaluation"],
         tasks=TASKS,
     threads: config["threads"]["evaluate"]
@@ -36,6 +37,7 @@ rule evaluate_retention:
     benchmark:
         f"benchmarks/{RUN}/evaluate.tsv"
     params:
+        code=code_of("evaluate.py"),
         evaluation=config["evaluation"],
         tasks=TASKS,
     threads: config["threads"]["evaluate"]

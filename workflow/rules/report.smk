@@ -41,6 +41,7 @@ rule render_report:
     log:
         "logs/report/render_report.log",
     params:
+        code=code_of("render_report.py"),
         runs=runs(),
         methods=METHODS,
         prior_tasks=[t for t in config["evaluation"]["tasks"] if TASKS[t]["role"] == "prior"],

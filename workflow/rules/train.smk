@@ -17,6 +17,7 @@ rule train_es:
     wildcard_constraints:
         method=ES_METHODS,
     params:
+        code=code_of("train.py"),
         method=run_method,
         task=lambda wc: TASKS[wc.task],
     threads: config["threads"]["train_es"]
@@ -41,6 +42,7 @@ rule train_grpo:
     wildcard_constraints:
         method=GRPO_METHODS,
     params:
+        code=code_of("train.py"),
         method=run_method,
         task=lambda wc: TASKS[wc.task],
     threads: config["threads"]["train_grpo"]

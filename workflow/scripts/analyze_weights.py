@@ -4,7 +4,6 @@ import polars as pl
 from esforget.checkpoints import list_checkpoints
 from esforget.io import write_parquet
 from esforget.logs import to_file
-from esforget.methods import training_dtype
 from esforget.weight_diff import diff_run
 
 to_file(snakemake.log[0])
@@ -15,7 +14,7 @@ table = diff_run(
     list_checkpoints(snakemake.input.checkpoints),
     analysis["sparsity_thresholds"],
     rank=analysis.get("rank", False),
-    reference_dtype=training_dtype(snakemake.params.method),  # ΔW against the base as training saw it
+    reference_dtype=snakemake.params.reference_dtype,  # ΔW against the base as training saw it
 )
 labels = {"model": wc.model, "method": wc.method, "train_task": wc.task, "seed": int(wc.seed)}
 write_parquet(table.with_columns(*(pl.lit(v).alias(k) for k, v in labels.items())), snakemake.output[0])
