@@ -7,7 +7,7 @@ rule analyze_weights:
     log:
         f"logs/{RUN}/analyze_weights.log",
     benchmark:
-        f"benchmarks/{RUN}/analyze_weights.tsv"
+        f"logs/benchmarks/{RUN}/analyze_weights.tsv"
     params:
         code=code_of("analyze_weights.py"),
         analysis=config["analysis"],

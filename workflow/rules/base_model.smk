@@ -7,7 +7,7 @@ rule prepare_base_model:
     log:
         "logs/{model}/base/prepare_base_model.log",
     benchmark:
-        "benchmarks/{model}/base/prepare_base_model.tsv"
+        "logs/benchmarks/{model}/base/prepare_base_model.tsv"
     params:
         code=code_of("prepare_base_model.py"),
         spec=lambda wc: config["models"][wc.model],

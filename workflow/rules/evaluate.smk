@@ -12,7 +12,7 @@ rule evaluate_base:
     log:
         "logs/{model}/base/evaluate.log",
     benchmark:
-        "benchmarks/{model}/base/evaluate.tsv"
+        "logs/benchmarks/{model}/base/evaluate.tsv"
     params:
         code=code_of("evaluate.py"),
         evaluation=config["evaluation"],
@@ -35,7 +35,7 @@ rule evaluate_retention:
     log:
         f"logs/{RUN}/evaluate.log",
     benchmark:
-        f"benchmarks/{RUN}/evaluate.tsv"
+        f"logs/benchmarks/{RUN}/evaluate.tsv"
     params:
         code=code_of("evaluate.py"),
         evaluation=config["evaluation"],

@@ -13,7 +13,7 @@ rule train_es:
     log:
         f"logs/{RUN}/train.log",
     benchmark:
-        f"benchmarks/{RUN}/train.tsv"
+        f"logs/benchmarks/{RUN}/train.tsv"
     wildcard_constraints:
         method=ES_METHODS,
     params:
@@ -38,7 +38,7 @@ rule train_grpo:
     log:
         f"logs/{RUN}/train.log",
     benchmark:
-        f"benchmarks/{RUN}/train.tsv"
+        f"logs/benchmarks/{RUN}/train.tsv"
     wildcard_constraints:
         method=GRPO_METHODS,
     params:
