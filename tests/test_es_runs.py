@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -97,3 +98,48 @@ def test_two_processes_give_the_weights_of_one(job, tmp_path):
     launch.run({**job, "out_dir": str(tmp_path / "one")}, processes=1)
     launch.run({**job, "out_dir": str(tmp_path / "two")}, processes=2)
     assert_same_run(finished(tmp_path / "one"), finished(tmp_path / "two"), job["base_dir"])
+
+
+def processes_running(needle: str) -> list[int]:
+    """PIDs of live processes whose command line contains `needle` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                state = next(line for line in (entry / "status").read_text().splitlines() if line.startswith("State"))
+            except (OSError, StopIteration):
+                continue
+            if needle in cmdline and "zombie" not in state:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir() or not torch.distributed.is_gloo_available(), reason="needs Linux and gloo")
+def test_a_killed_job_leaves_no_worker_behind_and_refuses_a_second_writer_meanwhile(job, tmp_path):
+    """SIGKILL to the job's process group, as an OOM killer or node agent sends it: torchrun's
+    workers run in sessions of their own, yet none may outlive the job. While it runs, a second
+    process training the same run is refused, naming the holder."""
+    out = tmp_path / "run"
+    spec = tmp_path / "job.json"
+    write_json({**job, "out_dir": str(out)}, spec)
+    code = f"import json; from esforget import launch; launch.run(json.load(open({str(spec)!r})), processes=2)"
+    child = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers_spec = str(out / "launch.json")
+    deadline = time.monotonic() + 120
+    while len(workers := [p for p in processes_running(workers_spec) if p not in processes_running("torch.distributed.run")]) < 2:
+        assert time.monotonic() < deadline and child.poll() is None, "the workers never started"
+        time.sleep(0.05)
+
+    with pytest.raises(RuntimeError, match=rf"train.lock is held by pid {child.pid} on .*: this run is being trained already"):
+        launch.run({**job, "out_dir": str(out)}, processes=1)
+
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 20
+    while processes_running(workers_spec) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_running(workers_spec) == [], f"workers {workers} outlived their job"
+    launch.run({**job, "out_dir": str(out)}, processes=1)  # the lock died with its holder: a rerun resumes
+    assert (out / "metrics.parquet").exists()

@@ -6,15 +6,30 @@ of processes it was given; with more than one, the job's arguments go to a JSON 
 launcher starts this module once per process: for ES
 `python -m torch.distributed.run --nproc-per-node P -m esforget.launch JOB`, for GRPO
 `accelerate launch --config_file workflow/accelerate/multi_gpu.yaml --num_processes P ...`.
+
+Nothing of a job may outlive it. The launchers start their workers in sessions of their own,
+so a kill of the job's process group (an OOM killer, a node agent, Ctrl-C's SIGKILL
+follow-up) would leave them running, writing into the run's work folder. So the launcher is
+started with a parent-death signal (Linux `prctl(PR_SET_PDEATHSIG, SIGKILL)`: the kernel
+kills it when the job process dies), every worker asks for the same about its launcher and
+exits at once if the job is already gone; and the job holds `<run>/train.lock` (`flock`, which
+the kernel releases however the holder dies), so a second process training the same run
+fails at once, naming the holder, instead of writing beside it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from esforget import methods
 from esforget.io import read_json, read_parquet, write_json
@@ -42,26 +57,92 @@ ACCELERATE_CONFIG = Path(__file__).resolve().parents[2] / "workflow" / "accelera
 
 def run(job: dict, processes: int) -> None:
     """Train in this process, or in `processes` processes: ES under torchrun (members split
-    between them), GRPO under `accelerate launch` (data parallel, GPUs only)."""
-    if processes == 1:
-        train(job)
-        return
-    spec = Path(job["out_dir"]) / "launch.json"
-    write_json({**job, "threads": 1}, spec)
-    if job["method"]["algorithm"] == "es":
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-                   "-m", "esforget.launch", str(spec)]
-    else:
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIG),
-                   f"--num_processes={processes}", "-m", "esforget.launch", str(spec)]
+    between them), GRPO under `accelerate launch` (data parallel, GPUs only). Holds the run's
+    lock throughout."""
+    with run_lock(Path(job["out_dir"])):
+        if processes == 1:
+            train(job)
+            return
+        spec = Path(job["out_dir"]) / "launch.json"
+        write_json({**job, "threads": 1}, spec)
+        if job["method"]["algorithm"] == "es":
+            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+                       "-m", "esforget.launch", str(spec)]
+        else:
+            command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIG),
+                       f"--num_processes={processes}", "-m", "esforget.launch", str(spec)]
+        # The launcher runs under a guard that arms its parent-death signal and then execs it
+        # (the signal survives exec); its children write where this job's log goes.
+        guarded = [sys.executable, "-m", "esforget.launch", GUARD, str(os.getpid()), "--", *command]
+        try:
+            subprocess.run(guarded, check=True, stdout=sys.stdout, stderr=sys.stderr,
+                           env={**os.environ, JOB_PID: str(os.getpid())})
+        finally:
+            spec.unlink(missing_ok=True)
+
+
+JOB_PID = "ESFORGET_JOB_PID"
+"""Environment variable naming the job process to the workers of a multi-process run."""
+GUARD = "--die-with"
+"""`python -m esforget.launch --die-with PID -- COMMAND…`: arm the parent-death signal, exec COMMAND."""
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(job: int | None) -> None:
+    """Have the kernel SIGKILL this process when its parent exits; exit now if it is already
+    orphaned or the job process `job` is gone. Where there is no prctl (not Linux) only the
+    run lock protects the run."""
     try:
-        # The children write where this job's log goes (sys.stdout is the log file here).
-        subprocess.run(command, check=True, stdout=sys.stdout, stderr=sys.stderr)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1 or (job is not None and not _alive(job)):
+        os._exit(1)  # orphaned before the signal was armed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold `<out_dir>/train.lock` while training; fail at once, naming the holder, if another
+    process holds it. The file stays behind; the lock lives in the kernel and dies with its
+    holder, however it dies."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "train.lock"
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RuntimeError(f"{path} is held by {holder}: this run is being trained already; stop that first") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
     finally:
-        spec.unlink(missing_ok=True)
+        handle.close()
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == GUARD:  # the launcher of a multi-process run, about to be exec'd
+        die_with_parent(int(sys.argv[2]))
+        os.execv(sys.argv[4], sys.argv[4:])
+    # A worker of a multi-process run: die with the launcher, and never outlive the job.
+    die_with_parent(int(os.environ[JOB_PID]) if JOB_PID in os.environ else None)
     # Every rank computes the same metrics; only rank 0 reports them.
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
