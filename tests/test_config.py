@@ -105,3 +105,21 @@ def test_the_precision_profile_layers_over_the_default(config):
                                   ("grpo_bf16", "grpo", {"checkpoint_dtype": "bfloat16", "save_master": True})):
         assert method_for_run(config, "tiny", name, "countdown") == {**default[base], **precision}
         method_config(name, config["methods"][name])
+
+
+def test_the_conda_environment_is_pyprojects_dependencies_with_no_path_to_resolve():
+    """Snakemake copies an env file into .snakemake/conda/ before creating it, so it may hold
+    no relative path; its dependencies are generated from pyproject.toml (conda channels are
+    not reachable here, so the environment itself is not built in the tests)."""
+    import subprocess
+    import sys
+    import tomllib
+
+    check = subprocess.run([sys.executable, str(REPO / "envs" / "make_env.py"), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    env = yaml.safe_load((REPO / "envs" / "esforget.yaml").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip == project["dependencies"] + project["optional-dependencies"]["gguf"]
+    assert f"python={project['requires-python'].removeprefix('>=')}" in env["dependencies"]
+    assert not [entry for entry in pip if entry.startswith(("-e", ".", "/", "file:"))]

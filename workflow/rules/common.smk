@@ -44,13 +44,14 @@ def runs():
 
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+PACKAGE = Path(workflow.basedir) / "src" / "esforget"  # what the scripts import when it is there
 
 
 def code_of(script):
     """Content hash of a stage's script and the package code it runs (esforget.provenance):
     passed as a param, so a change in that code reruns the stage (the profile leaves out
     Snakemake's own `code` trigger, which compares script modification times)."""
-    return stage_hash(SCRIPTS / script)
+    return stage_hash(SCRIPTS / script, PACKAGE if PACKAGE.is_dir() else None)
 
 
 def run_method(wildcards):

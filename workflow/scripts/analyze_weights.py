@@ -1,4 +1,9 @@
 # Every checkpoint of one run against its base (rule analyze_weights), in one pass over the base.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # the repository's package, also under --sdm conda
+
 import polars as pl
 
 from esforget.checkpoints import list_checkpoints

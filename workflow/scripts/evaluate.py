@@ -1,4 +1,9 @@
 # Scores the base (rule evaluate_base) or every checkpoint of one run (evaluate_retention).
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # the repository's package, also under --sdm conda
+
 from esforget.checkpoints import list_checkpoints
 from esforget.evaluate import EvalTask, evaluate, with_base
 from esforget.io import read_parquet, write_parquet

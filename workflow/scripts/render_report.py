@@ -1,3 +1,8 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # the repository's package, also under --sdm conda
+
 from esforget.logs import to_file
 from esforget.io import write_parquet
 from esforget.report import collect, precision_table, render
