@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Debian, Python 3.11, pip; no GPU needed):
 #   make run    create .venv, install, run the default profile end to end
 #   make test   create .venv, install, run the test suite
+#   make lint   ruff (lint and format), snakefmt and `snakemake --lint`, as CI runs them
 # GPU machines: `make run CONSTRAINTS=` installs the regular (CUDA) torch instead of the
 # CPU build pinned in constraints/cpu.txt.
 
@@ -26,6 +27,9 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint
 
 clean:

@@ -41,9 +41,10 @@ MODELS = ("tiny", "smollm2")
 
 def load(name: str):
     """(model, tokenizer, prompt style, max new tokens) of a benchmark model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from esforget import tiny_model
     from esforget.base_model import _smollm2_folder
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if name == "tiny":
         pretrained = Path("results/tiny/base/model")
@@ -68,8 +69,14 @@ def load(name: str):
 def prompts(style: str, count: int):
     from esforget.tasks.sources import build_splits
 
-    source = {"kind": "countdown_generator", "count": 3, "number_range": [1, 12], "ops": ["+", "-"],
-              "target_range": [1, 100], "prompt_style": style}
+    source = {
+        "kind": "countdown_generator",
+        "count": 3,
+        "number_range": [1, 12],
+        "ops": ["+", "-"],
+        "target_range": [1, 100],
+        "prompt_style": style,
+    }
     return build_splits(source, {"train": count, "validation": 1, "test": 1}, seed=0)["train"]
 
 
@@ -80,8 +87,9 @@ def es_config(population: int, numerics: str = "master"):
     return es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4, numerics=numerics, track_drift=False)
 
 
-def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops,
-                 numerics="master") -> dict:
+def run_esforget(
+    model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops, numerics="master"
+) -> dict:
     from esforget import es
     from esforget.scoring import GreedyScorer
 
@@ -114,8 +122,10 @@ def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, ba
 
     cfg = es_config(population)
     sigma, alpha = cfg.sigma, cfg.alpha
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-             for p in rows["prompt"]]
+    texts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+        for p in rows["prompt"]
+    ]
     tokenizer.padding_side = "left"
     stop_kwargs = {"stop_strings": list(stops), "tokenizer": tokenizer} if stops else {}
     params = list(model.parameters())
@@ -137,9 +147,16 @@ def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, ba
             g = time.perf_counter()
             replies = []
             for i in range(0, len(texts), batch_size):
-                batch = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-                out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tokenizer.pad_token_id, **stop_kwargs)
+                batch = tokenizer(
+                    texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+                )
+                out = model.generate(
+                    **batch,
+                    do_sample=False,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    **stop_kwargs,
+                )
                 new = out[:, batch["input_ids"].shape[1] :]
                 tokens += int((new != tokenizer.pad_token_id).sum())
                 replies += tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -149,7 +166,7 @@ def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, ba
             add_noise(seed, -sigma)
         f = torch.tensor(fitness)
         z = (f - f.mean()) / (f.std() + 1e-8)
-        for (seed, _), zi in zip(members, z.tolist()):
+        for (seed, _), zi in zip(members, z.tolist(), strict=True):
             add_noise(seed, alpha / population * zi)
     return {"seconds": time.perf_counter() - started, "generating": generating, "tokens": tokens}
 
@@ -171,16 +188,35 @@ def measure(args) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("model", "implementation", "params", "s/iteration", "members/s", "tokens/iteration", "tokens/s",
-            "outside generation", "peak RSS MiB")
+    head = (
+        "model",
+        "implementation",
+        "params",
+        "s/iteration",
+        "members/s",
+        "tokens/iteration",
+        "tokens/s",
+        "outside generation",
+        "peak RSS MiB",
+    )
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         per_it = r["seconds"] / r["iterations"]
-        lines.append(" | ".join([
-            r["model"], r["implementation"], f"{r['params'] / 1e6:.2f} M", f"{per_it:.2f}",
-            f"{r['population'] / per_it:.1f}", f"{r['tokens'] / r['iterations']:.0f}", f"{r['tokens'] / r['seconds']:.0f}",
-            f"{1 - r['generating'] / r['seconds']:.1%}", f"{r['peak_rss_mib']:.0f}",
-        ]))
+        lines.append(
+            " | ".join(
+                [
+                    r["model"],
+                    r["implementation"],
+                    f"{r['params'] / 1e6:.2f} M",
+                    f"{per_it:.2f}",
+                    f"{r['population'] / per_it:.1f}",
+                    f"{r['tokens'] / r['iterations']:.0f}",
+                    f"{r['tokens'] / r['seconds']:.0f}",
+                    f"{1 - r['generating'] / r['seconds']:.1%}",
+                    f"{r['peak_rss_mib']:.0f}",
+                ]
+            )
+        )
     return "\n".join(lines)
 
 
@@ -202,16 +238,32 @@ def main() -> None:
     results = []
     for model in args.models:
         for implementation in ("esforget", "esforget-in-place", "naive"):
-            child = [sys.executable, __file__, "--model", model, "--implementation", implementation,
-                     *[f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
-                       ("population", "prompts", "iterations", "batch_size", "threads", "stop_string")]]
+            child = [
+                sys.executable,
+                __file__,
+                "--model",
+                model,
+                "--implementation",
+                implementation,
+                *[
+                    f"--{k.replace('_', '-')}={getattr(args, k)}"
+                    for k in ("population", "prompts", "iterations", "batch_size", "threads", "stop_string")
+                ],
+            ]
             done = subprocess.run(child, capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"{model}/{implementation} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
                 continue
             measured = json.loads(done.stdout.strip().splitlines()[-1])
-            results.append({"model": model, "implementation": implementation, "population": args.population,
-                            "iterations": args.iterations, **measured})
+            results.append(
+                {
+                    "model": model,
+                    "implementation": implementation,
+                    "population": args.population,
+                    "iterations": args.iterations,
+                    **measured,
+                }
+            )
             print(f"measured {model}/{implementation}", file=sys.stderr)
     print(table(results))
 

@@ -30,8 +30,13 @@ from pathlib import Path
 import torch
 
 SMOLLM2_135M = dict(  # the shapes of HuggingFaceTB/SmolLM2-135M-Instruct
-    vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-    num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
+    vocab_size=49152,
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    tie_word_embeddings=True,
 )
 THRESHOLDS = [1e-6, 1e-4]
 
@@ -95,8 +100,14 @@ def measure(impl: str, workdir: Path) -> dict:
     else:
         rows = straightforward(workdir / "base", checkpoints)
     seconds = time.perf_counter() - start
-    return {"impl": impl, "seconds": seconds, "rows": rows, "checkpoints": len(checkpoints),
-            "peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": baseline}
+    return {
+        "impl": impl,
+        "seconds": seconds,
+        "rows": rows,
+        "checkpoints": len(checkpoints),
+        "peak_rss_mib": peak_rss_mib(),
+        "baseline_rss_mib": baseline,
+    }
 
 
 def bandwidth_gib_s() -> float:
@@ -132,8 +143,13 @@ def main() -> None:
     results = []
     for _ in range(args.repeats):
         for impl in ("esforget", "straightforward"):
-            done = subprocess.run([sys.executable, __file__, "--measure", impl, "--workdir", str(args.workdir)],
-                                  capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            done = subprocess.run(
+                [sys.executable, __file__, "--measure", impl, "--workdir", str(args.workdir)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
 
     k = len(checkpoints)
@@ -141,18 +157,24 @@ def main() -> None:
     print(f"{k} checkpoints of SmolLM2-135M shape, {size / 2**20:.0f} MiB each (fp32), 1 thread, page cache warm")
     print(f"memory copy bandwidth {bandwidth:.1f} GiB/s")
     passes = 6 + len(THRESHOLDS)
-    print(f"{'implementation':<16} {'s/checkpoint':>12} {'peak RSS MiB':>13} {'above import':>13} {'bytes read':>11} "
-          f"{'read floor':>11} {'pass floor':>11}")
+    print(
+        f"{'implementation':<16} {'s/checkpoint':>12} {'peak RSS MiB':>13} {'above import':>13} {'bytes read':>11} "
+        f"{'read floor':>11} {'pass floor':>11}"
+    )
     for r in results:
         read = size * (1 + k) if r["impl"] == "esforget" else 2 * size * k
         read_floor = read / k / (bandwidth * 2**30)
         pass_floor = passes * size / (bandwidth * 2**30)
-        print(f"{r['impl']:<16} {r['seconds'] / k:>12.2f} {r['peak_rss_mib']:>13.0f} "
-              f"{r['peak_rss_mib'] - r['baseline_rss_mib']:>13.0f} {read / 2**30:>9.2f} G {read_floor:>10.3f}s {pass_floor:>10.3f}s")
+        print(
+            f"{r['impl']:<16} {r['seconds'] / k:>12.2f} {r['peak_rss_mib']:>13.0f} "
+            f"{r['peak_rss_mib'] - r['baseline_rss_mib']:>13.0f} {read / 2**30:>9.2f} G "
+            f"{read_floor:>10.3f}s {pass_floor:>10.3f}s"
+        )
     mean = {impl: [r for r in results if r["impl"] == impl] for impl in ("esforget", "straightforward")}
     ours, plain = (sum(r["seconds"] for r in mean[i]) / len(mean[i]) for i in ("esforget", "straightforward"))
     ours_mem, plain_mem = (
-        sum(r["peak_rss_mib"] - r["baseline_rss_mib"] for r in mean[i]) / len(mean[i]) for i in ("esforget", "straightforward")
+        sum(r["peak_rss_mib"] - r["baseline_rss_mib"] for r in mean[i]) / len(mean[i])
+        for i in ("esforget", "straightforward")
     )
     print(f"ratio straightforward/esforget: time {plain / ours:.2f}×, memory above import {plain_mem / ours_mem:.1f}×")
 

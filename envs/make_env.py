@@ -37,8 +37,10 @@ def environment() -> str:
         f"  - python={PYTHON}",
         "  - pip",
         "  - pip:",
-        *(f"      - {requirement!r}" if ">" in requirement or "<" in requirement else f"      - {requirement}"
-          for requirement in requirements),
+        *(
+            f"      - {requirement!r}" if ">" in requirement or "<" in requirement else f"      - {requirement}"
+            for requirement in requirements
+        ),
     ]
     return "\n".join(lines) + "\n"
 

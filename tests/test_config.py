@@ -47,7 +47,10 @@ def test_schema_names_the_bad_key_or_value(config, mutate, message):
         (lambda c: c["methods"]["es"].update(mirrored=True, population_size=7), "got 7"),
         (lambda c: c["runs"].update(tasks=["arith"]), "'arith'.*not 'new'"),
         (lambda c: c["evaluation"].update(tasks=["hellaswag"]), r"evaluation\.tasks names \['hellaswag'\]"),
-        (lambda c: c["tasks"]["countdown"].update(source={"kind": "verl_parquet", "path": "/nowhere"}), "/nowhere/train.parquet"),
+        (
+            lambda c: c["tasks"]["countdown"].update(source={"kind": "verl_parquet", "path": "/nowhere"}),
+            "/nowhere/train.parquet",
+        ),
         (lambda c: c["tasks"]["countdown"].update(scorer="letter"), "tasks.countdown.scorer='letter' scores no reply"),
     ],
 )
@@ -62,7 +65,10 @@ def test_overrides_set_method_keys_per_model_and_task_later_entries_winning(conf
 
     config["runs"]["overrides"] = [
         {"match": {"method": "grpo"}, "set": {"learning_rate": 1e-5}},
-        {"match": {"method": "grpo", "task": "countdown", "model": "tiny"}, "set": {"learning_rate": 2e-5, "beta": 0.1}},
+        {
+            "match": {"method": "grpo", "task": "countdown", "model": "tiny"},
+            "set": {"learning_rate": 2e-5, "beta": 0.1},
+        },
         {"match": {"task": "arith"}, "set": {"learning_rate": 9.0}},  # matches no run
     ]
     validate(copy.deepcopy(config), SCHEMA)
@@ -77,8 +83,10 @@ def test_overrides_set_method_keys_per_model_and_task_later_entries_winning(conf
     [
         ({"match": {"task": "gsm8k"}, "set": {"beta": 0.1}}, r"runs.overrides\[0\].match.task='gsm8k' is not defined"),
         ({"match": {"method": "grpo"}, "set": {"algorithm": "es"}}, r"runs.overrides\[0\].set: a run cannot change"),
-        ({"match": {"method": "grpo", "model": "tiny"}, "set": {"prompts_per_minibatch": 3}},
-         r"methods.grpo \(model tiny, task countdown\): prompts_per_rollout=8 is not a whole number"),
+        (
+            {"match": {"method": "grpo", "model": "tiny"}, "set": {"prompts_per_minibatch": 3}},
+            r"methods.grpo \(model tiny, task countdown\): prompts_per_rollout=8 is not a whole number",
+        ),
     ],
 )
 def test_a_bad_override_is_named(config, override, message):
@@ -96,13 +104,21 @@ def test_the_precision_profile_layers_over_the_default(config):
     update_config(config, yaml.safe_load((REPO / "config" / "precision.yaml").read_text()))
     validate(copy.deepcopy(config), SCHEMA)
     check(config)
-    assert config["runs"]["methods"] == ["es", "grpo", "es_fp16_authors", "es_fp16_master", "es_fp16_authors_paper_steps",
-                                         "grpo_bf16"]
+    assert config["runs"]["methods"] == [
+        "es",
+        "grpo",
+        "es_fp16_authors",
+        "es_fp16_master",
+        "es_fp16_authors_paper_steps",
+        "grpo_bf16",
+    ]
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["methods"]
     # each variant is the default's method with only its precision changed
-    for name, base, precision in (("es_fp16_authors", "es", {"dtype": "float16", "numerics": "authors"}),
-                                  ("es_fp16_master", "es", {"dtype": "float16", "numerics": "master", "save_master": True}),
-                                  ("grpo_bf16", "grpo", {"checkpoint_dtype": "bfloat16", "save_master": True})):
+    for name, base, precision in (
+        ("es_fp16_authors", "es", {"dtype": "float16", "numerics": "authors"}),
+        ("es_fp16_master", "es", {"dtype": "float16", "numerics": "master", "save_master": True}),
+        ("grpo_bf16", "grpo", {"checkpoint_dtype": "bfloat16", "save_master": True}),
+    ):
         assert method_for_run(config, "tiny", name, "countdown") == {**default[base], **precision}
         method_config(name, config["methods"][name])
 
@@ -115,7 +131,9 @@ def test_the_conda_environment_is_pyprojects_dependencies_with_no_path_to_resolv
     import sys
     import tomllib
 
-    check = subprocess.run([sys.executable, str(REPO / "envs" / "make_env.py"), "--check"], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, str(REPO / "envs" / "make_env.py"), "--check"], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
     env = yaml.safe_load((REPO / "envs" / "esforget.yaml").read_text())
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]

@@ -23,12 +23,12 @@ def test_update_matches_the_formula_recomputed_explicitly(micro_model_dir):
 
     weights.update(members, z, cfg.alpha)
 
-    for j, (old, new) in enumerate(zip(before, weights.master)):
+    for j, (old, new) in enumerate(zip(before, weights.master, strict=True)):
         eps = torch.stack([sign * dict(weights.noise.tensors(seed))[j] for seed, sign in members])
         expected = old + (cfg.alpha / len(members)) * torch.einsum("i,i...->...", z.float(), eps)
         torch.testing.assert_close(new, expected, rtol=0, atol=1e-7)
     # The model's parameters hold the updated master again (restored, unperturbed).
-    for p, m in zip(model.parameters(), weights.master):
+    for p, m in zip(model.parameters(), weights.master, strict=True):
         assert torch.equal(p, m)
 
 
@@ -41,23 +41,24 @@ def test_with_a_master_copy_a_restore_gives_back_the_exact_weights(micro_model_d
     weights.perturb(seed=123, sign=-1.0, sigma=0.1)
     assert not torch.equal(next(model.parameters()), original[0])
     assert weights.end_members() == (0.0, 0.0)
-    assert all(torch.equal(p, o) for p, o in zip(model.parameters(), original))
+    assert all(torch.equal(p, o) for p, o in zip(model.parameters(), original, strict=True))
 
 
 def test_in_place_restores_drift_by_rounding_and_the_drift_is_measured(micro_model_dir):
     model = load_model(micro_model_dir, "float16")
     weights = es.Weights(model, noise_mode="paper", numerics="authors")
-    assert all(m is p for m, p in zip(weights.master, model.parameters()))  # no second copy
+    assert all(m is p for m, p in zip(weights.master, model.parameters(), strict=True))  # no second copy
     original = [p.detach().float().clone() for p in model.parameters()]
     weights.begin_members()
     weights.perturb(seed=123, sign=1.0, sigma=0.1)
     step, total = weights.end_members()
-    moved = math.sqrt(sum(float((p.detach().float() - o).square().sum()) for p, o in zip(model.parameters(), original)))
+    pairs = zip(model.parameters(), original, strict=True)
+    moved = math.sqrt(sum(float((p.detach().float() - o).square().sum()) for p, o in pairs))
     assert step == total == pytest.approx(moved, rel=1e-6)
     # fp16 around |w + σε| ≈ 0.1 rounds in steps of ~6e-5: some weights do not come back ...
     assert step > 0
     # ... but none is off by more than a rounding step of the perturbed value, twice.
-    for p, o in zip(model.parameters(), original):
+    for p, o in zip(model.parameters(), original, strict=True):
         assert float((p.float() - o).abs().max()) <= 2 * 2.0**-11 * (o.abs().max() + 0.1 * 6)
 
 
@@ -65,10 +66,18 @@ def test_paper_noise_is_the_draw_of_the_authors_vllm_model():
     """q/k/v and gate/up get consecutive row blocks of one draw each (vLLM's fused qkv_proj and
     gate_up_proj), the embedding the first rows of a draw padded to 64 rows, every draw seeded
     with the member seed; independent noise gives each tensor its own stream."""
-    names = ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
-             "model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.o_proj.weight",
-             "model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight",
-             "model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight"]
+    names = [
+        "model.embed_tokens.weight",
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.0.self_attn.k_proj.weight",
+        "model.layers.0.self_attn.v_proj.weight",
+        "model.layers.0.self_attn.o_proj.weight",
+        "model.layers.0.mlp.gate_proj.weight",
+        "model.layers.0.mlp.up_proj.weight",
+        "model.layers.0.mlp.down_proj.weight",
+        "model.layers.0.input_layernorm.weight",
+        "model.layers.0.post_attention_layernorm.weight",
+    ]
     shapes = [(70, 8), (8, 8), (4, 8), (4, 8), (8, 8), (16, 8), (16, 8), (8, 16), (8,), (8,)]
     params = [torch.zeros(s) for s in shapes]
     eps = dict(es.Noise(names, params, "paper", draw_on_device=False).tensors(seed=5))
@@ -97,8 +106,12 @@ def test_paper_member_seeds_are_the_authors_stream():
 
 def test_authors_zscores_are_float32_with_std_plus_1e_8():
     z = es.shape_fitness(torch.tensor([0.0, 1.0, 1.0, 2.0], dtype=torch.float64), "zscore", "authors")
-    assert z.tolist() == [float(np.float32(-1 / (np.float32(np.sqrt(0.5)) + 1e-8))), 0.0, 0.0,
-                          float(np.float32(1 / (np.float32(np.sqrt(0.5)) + 1e-8)))]
+    assert z.tolist() == [
+        float(np.float32(-1 / (np.float32(np.sqrt(0.5)) + 1e-8))),
+        0.0,
+        0.0,
+        float(np.float32(1 / (np.float32(np.sqrt(0.5)) + 1e-8))),
+    ]
     assert es.shape_fitness(torch.ones(4, dtype=torch.float64), "zscore", "authors").abs().sum() == 0
 
 
@@ -130,25 +143,39 @@ def test_bad_config_is_refused_with_the_value():
 def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_path):
     from esforget.tasks.sources import build_splits
 
-    source = {"kind": "countdown_generator", "count": 3, "number_range": [1, 9], "ops": ["+", "*"],
-              "target_range": [1, 100], "prompt_style": "compact"}
+    source = {
+        "kind": "countdown_generator",
+        "count": 3,
+        "number_range": [1, 9],
+        "ops": ["+", "*"],
+        "target_range": [1, 100],
+        "prompt_style": "compact",
+    }
     data = build_splits(source, {"train": 16, "validation": 8, "test": 8}, seed=0)
-    cfg = es.ESConfig(iterations=3, population_size=4, sigma=0.5, alpha=0.05, checkpoint_every=3,
-                      validate_every=3, prompts_per_iteration=8)
+    cfg = es.ESConfig(
+        iterations=3,
+        population_size=4,
+        sigma=0.5,
+        alpha=0.05,
+        checkpoint_every=3,
+        validate_every=3,
+        prompts_per_iteration=8,
+    )
     runs = []
     for name in ("a", "b"):
-        metrics = es.train(cfg, micro_model_dir, data["train"], data["validation"], "countdown", 8, seed=1,
-                           out_dir=tmp_path / name)
+        metrics = es.train(
+            cfg, micro_model_dir, data["train"], data["validation"], "countdown", 8, seed=1, out_dir=tmp_path / name
+        )
         runs.append((metrics, load_model(tmp_path / name / "checkpoints" / "step000003")))
     (m1, model1), (m2, model2) = runs
     assert m1.drop("perf/seconds").equals(m2.drop("perf/seconds"))
-    assert all(torch.equal(p, q) for p, q in zip(model1.parameters(), model2.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(model1.parameters(), model2.parameters(), strict=True))
     base = load_model(micro_model_dir)
     # ‖θ_t − θ_0‖ logged during training is the norm the weight analysis finds afterwards.
     analysed = summarise(diff_checkpoint(micro_model_dir, tmp_path / "a" / "checkpoints" / "step000003", []), [])
     assert m1["update/total_norm"][-1] == pytest.approx(analysed["fro_norm"], rel=1e-5)
     assert m1["update/total_norm"][-1] > 0
-    assert any(not torch.equal(p, q) for p, q in zip(model1.parameters(), base.parameters()))
+    assert any(not torch.equal(p, q) for p, q in zip(model1.parameters(), base.parameters(), strict=True))
     assert m1.columns[:4] == ["step", "fitness/mean", "fitness/std", "fitness/max"]
     assert m1.height == 3 and isinstance(m1, pl.DataFrame)
 

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import torch
 
-from esforget import es, launch
+from esforget import launch
 from esforget.io import write_parquet
 from esforget.models import load_model, load_tokenizer
 from esforget.scoring import GreedyScorer
@@ -33,12 +33,17 @@ def vllm_parameters(model) -> dict[str, torch.Tensor]:
     for name, tensor in state.items():
         if ".q_proj." in name:
             fused[name.replace("q_proj", "qkv_proj")] = torch.cat(
-                [tensor, state[name.replace("q_proj", "k_proj")], state[name.replace("q_proj", "v_proj")]])
+                [tensor, state[name.replace("q_proj", "k_proj")], state[name.replace("q_proj", "v_proj")]]
+            )
         elif ".gate_proj." in name:
-            fused[name.replace("gate_proj", "gate_up_proj")] = torch.cat([tensor, state[name.replace("gate_proj", "up_proj")]])
+            fused[name.replace("gate_proj", "gate_up_proj")] = torch.cat(
+                [tensor, state[name.replace("gate_proj", "up_proj")]]
+            )
         elif "embed_tokens" in name:
             rows = -(-tensor.shape[0] // 64) * 64
-            fused[name] = torch.cat([tensor, torch.zeros(rows - tensor.shape[0], *tensor.shape[1:], dtype=tensor.dtype)])
+            fused[name] = torch.cat(
+                [tensor, torch.zeros(rows - tensor.shape[0], *tensor.shape[1:], dtype=tensor.dtype)]
+            )
         elif not any(part in name for part in (".k_proj.", ".v_proj.", ".up_proj.")):
             fused[name] = tensor
     return fused
@@ -96,7 +101,7 @@ def authors_loop(model, score, engines: int) -> dict[str, torch.Tensor]:
         avg_rewards = np.asarray(rewards, dtype=np.float32)
         zscores = (avg_rewards - float(avg_rewards.mean())) / (float(avg_rewards.std()) + 1e-8)
         coeffs = (ALPHA / POPULATION) * zscores
-        for seed, coeff in zip(seeds, coeffs):
+        for seed, coeff in zip(seeds, coeffs, strict=True):
             perturb_self_weights(copies[0], int(seed), float(coeff), False)
         for other in copies[1:]:  # broadcast_all_weights(0)
             for name, p in other.items():
@@ -107,8 +112,14 @@ def authors_loop(model, score, engines: int) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("authors")
-    source = {"kind": "countdown_generator", "count": 3, "number_range": [1, 9], "ops": ["+", "*"],
-              "target_range": [1, 100], "prompt_style": "compact"}
+    source = {
+        "kind": "countdown_generator",
+        "count": 3,
+        "number_range": [1, 9],
+        "ops": ["+", "*"],
+        "target_range": [1, 100],
+        "prompt_style": "compact",
+    }
     splits = build_splits(source, {"train": 8, "validation": 4, "test": 4}, seed=0)
     for split in ("train", "validation"):
         write_parquet(splits[split], root / f"{split}.parquet")
@@ -116,12 +127,30 @@ def data(tmp_path_factory):
 
 
 def job(micro_model_dir, data_dir, dtype, out):
-    method = {"algorithm": "es", "iterations": ITERATIONS, "population_size": POPULATION, "sigma": SIGMA,
-              "alpha": ALPHA, "noise": "paper", "numerics": "authors", "dtype": dtype,
-              "checkpoint_every": ITERATIONS, "validate_every": ITERATIONS}
-    return {"method_name": "es", "method": method, "base_dir": str(micro_model_dir),
-            "train": str(data_dir / "train.parquet"), "validation": str(data_dir / "validation.parquet"),
-            "scorer": "countdown", "max_new_tokens": 8, "seed": SEED, "threads": 1, "out_dir": str(out)}
+    method = {
+        "algorithm": "es",
+        "iterations": ITERATIONS,
+        "population_size": POPULATION,
+        "sigma": SIGMA,
+        "alpha": ALPHA,
+        "noise": "paper",
+        "numerics": "authors",
+        "dtype": dtype,
+        "checkpoint_every": ITERATIONS,
+        "validate_every": ITERATIONS,
+    }
+    return {
+        "method_name": "es",
+        "method": method,
+        "base_dir": str(micro_model_dir),
+        "train": str(data_dir / "train.parquet"),
+        "validation": str(data_dir / "validation.parquet"),
+        "scorer": "countdown",
+        "max_new_tokens": 8,
+        "seed": SEED,
+        "threads": 1,
+        "out_dir": str(out),
+    }
 
 
 def reference(micro_model_dir, splits, dtype, engines):
@@ -155,7 +184,7 @@ def test_one_process_is_bit_identical_to_the_authors_loop(micro_model_dir, data,
     # in-place restores left a drift that the metrics report.
     assert metrics["fitness/std"].max() > 0
     base = [p.detach() for p in load_model(micro_model_dir, dtype).parameters()]
-    assert any(not torch.equal(p, q) for p, q in zip(weights, base))
+    assert any(not torch.equal(p, q) for p, q in zip(weights, base, strict=True))
     assert (metrics["drift/step_norm"] > 0).all() and metrics["drift/total_norm"][-1] > 0
 
 
@@ -165,6 +194,8 @@ def test_two_processes_are_the_authors_two_engines_with_engine_0_broadcasting(mi
     launch.run(job(micro_model_dir, data_dir, "float16", tmp_path / "two"), processes=2)
     _, weights = trained(tmp_path / "two")
 
-    assert all(torch.equal(p, q) for p, q in zip(weights, reference(micro_model_dir, splits, "float16", engines=2)))
+    two_engines = reference(micro_model_dir, splits, "float16", engines=2)
+    assert all(torch.equal(p, q) for p, q in zip(weights, two_engines, strict=True))
     # Engine 1's restore drift was discarded: one engine would have ended elsewhere.
-    assert not all(torch.equal(p, q) for p, q in zip(weights, reference(micro_model_dir, splits, "float16", engines=1)))
+    one_engine = reference(micro_model_dir, splits, "float16", engines=1)
+    assert not all(torch.equal(p, q) for p, q in zip(weights, one_engine, strict=True))

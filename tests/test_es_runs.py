@@ -23,16 +23,38 @@ ITERATIONS = 24
 @pytest.fixture()
 def job(micro_model_dir, tmp_path):
     """An ES job on a random micro model: large σ so that members' greedy replies differ."""
-    source = {"kind": "countdown_generator", "count": 3, "number_range": [1, 9], "ops": ["+", "*"],
-              "target_range": [1, 100], "prompt_style": "compact"}
+    source = {
+        "kind": "countdown_generator",
+        "count": 3,
+        "number_range": [1, 9],
+        "ops": ["+", "*"],
+        "target_range": [1, 100],
+        "prompt_style": "compact",
+    }
     data = build_splits(source, {"train": 32, "validation": 8, "test": 8}, seed=0)
     for split in ("train", "validation"):
         write_parquet(data[split], tmp_path / f"{split}.parquet")
-    method = {"algorithm": "es", "iterations": ITERATIONS, "population_size": 6, "sigma": 0.5, "alpha": 0.05,
-              "prompts_per_iteration": 8, "checkpoint_every": 3, "validate_every": 6}
-    return {"method_name": "es", "method": method, "base_dir": str(micro_model_dir),
-            "train": str(tmp_path / "train.parquet"), "validation": str(tmp_path / "validation.parquet"),
-            "scorer": "countdown", "max_new_tokens": 8, "seed": 7, "threads": 1}
+    method = {
+        "algorithm": "es",
+        "iterations": ITERATIONS,
+        "population_size": 6,
+        "sigma": 0.5,
+        "alpha": 0.05,
+        "prompts_per_iteration": 8,
+        "checkpoint_every": 3,
+        "validate_every": 6,
+    }
+    return {
+        "method_name": "es",
+        "method": method,
+        "base_dir": str(micro_model_dir),
+        "train": str(tmp_path / "train.parquet"),
+        "validation": str(tmp_path / "validation.parquet"),
+        "scorer": "countdown",
+        "max_new_tokens": 8,
+        "seed": 7,
+        "threads": 1,
+    }
 
 
 def finished(out_dir):
@@ -45,19 +67,20 @@ def finished(out_dir):
 def assert_same_run(a, b, base_dir):
     (metrics_a, weights_a), (metrics_b, weights_b) = a, b
     assert metrics_a.equals(metrics_b)
-    assert all(torch.equal(p, q) for p, q in zip(weights_a, weights_b))
+    assert all(torch.equal(p, q) for p, q in zip(weights_a, weights_b, strict=True))
     # Not vacuous: members scored differently and the weights moved away from the base.
     assert metrics_a["fitness/std"].max() > 0
     base = [p.detach() for p in load_model(base_dir).parameters()]
-    assert any(not torch.equal(p, q) for p, q in zip(weights_a, base))
+    assert any(not torch.equal(p, q) for p, q in zip(weights_a, base, strict=True))
 
 
 def kill_after_first_state(job, out, tmp_path):
     """Start the job in a child process and SIGKILL it once it has saved a resumable state."""
     spec = tmp_path / f"{out.name}.json"
     write_json({**job, "out_dir": str(out)}, spec)
-    child = subprocess.Popen([sys.executable, "-m", "esforget.launch", str(spec)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "esforget.launch", str(spec)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     state = out / "partial" / "state"
     deadline = time.monotonic() + 120
     while not (state.is_dir() and any(state.glob("step??????"))) and time.monotonic() < deadline:
@@ -115,7 +138,9 @@ def processes_running(needle: str) -> list[int]:
     return found
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir() or not torch.distributed.is_gloo_available(), reason="needs Linux and gloo")
+@pytest.mark.skipif(
+    not Path("/proc").is_dir() or not torch.distributed.is_gloo_available(), reason="needs Linux and gloo"
+)
 def test_a_killed_job_leaves_no_worker_behind_and_refuses_a_second_writer_meanwhile(job, tmp_path):
     """SIGKILL to the job's process group, as an OOM killer or node agent sends it: torchrun's
     workers run in sessions of their own, yet none may outlive the job. While it runs, a second
@@ -124,15 +149,25 @@ def test_a_killed_job_leaves_no_worker_behind_and_refuses_a_second_writer_meanwh
     spec = tmp_path / "job.json"
     write_json({**job, "out_dir": str(out)}, spec)
     code = f"import json; from esforget import launch; launch.run(json.load(open({str(spec)!r})), processes=2)"
-    child = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     workers_spec = str(out / "launch.json")
     deadline = time.monotonic() + 120
-    while len(workers := [p for p in processes_running(workers_spec) if p not in processes_running("torch.distributed.run")]) < 2:
+    while (
+        len(
+            workers := [
+                p for p in processes_running(workers_spec) if p not in processes_running("torch.distributed.run")
+            ]
+        )
+        < 2
+    ):
         assert time.monotonic() < deadline and child.poll() is None, "the workers never started"
         time.sleep(0.05)
 
-    with pytest.raises(RuntimeError, match=rf"train.lock is held by pid {child.pid} on .*: this run is being trained already"):
+    with pytest.raises(
+        RuntimeError, match=rf"train.lock is held by pid {child.pid} on .*: this run is being trained already"
+    ):
         launch.run({**job, "out_dir": str(out)}, processes=1)
 
     os.killpg(child.pid, signal.SIGKILL)

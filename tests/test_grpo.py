@@ -78,11 +78,30 @@ def data_dir(tmp_path_factory):
     data = build_splits(ARITH, {"train": 64, "validation": 64, "test": 8}, seed=0)
     for split in ("train", "validation"):
         write_parquet(data[split].with_columns(ground_truth=pl.lit("2")), root / f"{split}.parquet")
-    spec = {"architecture": {"hidden_size": 32, "intermediate_size": 64, "layers": 2, "heads": 2, "max_positions": 128},
-            "pretrain": {"steps": 60, "batch_size": 16, "lr": 3e-3, "final_lr": 3e-4, "answer_weight": 5.0,
-                         "new_task_share": 0.0, "lazy_share": 0.0, "eval_batch_size": 64, "min_prior_accuracy": 0.0,
-                         "extra_steps": 0, "max_extra_rounds": 0, "new_accuracy_range": [0, 1]}}
-    task = {"scorer": "choice", "role": "prior", "max_new_tokens": 2, "train": data["train"], "validation": data["validation"]}
+    spec = {
+        "architecture": {"hidden_size": 32, "intermediate_size": 64, "layers": 2, "heads": 2, "max_positions": 128},
+        "pretrain": {
+            "steps": 60,
+            "batch_size": 16,
+            "lr": 3e-3,
+            "final_lr": 3e-4,
+            "answer_weight": 5.0,
+            "new_task_share": 0.0,
+            "lazy_share": 0.0,
+            "eval_batch_size": 64,
+            "min_prior_accuracy": 0.0,
+            "extra_steps": 0,
+            "max_extra_rounds": 0,
+            "new_accuracy_range": [0, 1],
+        },
+    }
+    task = {
+        "scorer": "choice",
+        "role": "prior",
+        "max_new_tokens": 2,
+        "train": data["train"],
+        "validation": data["validation"],
+    }
     model, tokenizer, _ = tiny_model.pretrain(spec, {"arith": task}, seed=0)
     save_model(model, tokenizer, root / "base")
     return root
@@ -90,12 +109,29 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture()
 def job(data_dir):
-    method = {"algorithm": "grpo", "rollouts": 12, "prompts_per_rollout": 8, "prompts_per_minibatch": 4,
-              "num_generations": 8, "micro_batch_size": 16, "learning_rate": 3e-3, "beta": 0.0,
-              "checkpoint_every": 3, "validate_every": 3}
-    return {"method_name": "grpo", "method": method, "base_dir": str(data_dir / "base"),
-            "train": str(data_dir / "train.parquet"), "validation": str(data_dir / "validation.parquet"),
-            "scorer": "choice", "max_new_tokens": 2, "seed": 5, "threads": 1}
+    method = {
+        "algorithm": "grpo",
+        "rollouts": 12,
+        "prompts_per_rollout": 8,
+        "prompts_per_minibatch": 4,
+        "num_generations": 8,
+        "micro_batch_size": 16,
+        "learning_rate": 3e-3,
+        "beta": 0.0,
+        "checkpoint_every": 3,
+        "validate_every": 3,
+    }
+    return {
+        "method_name": "grpo",
+        "method": method,
+        "base_dir": str(data_dir / "base"),
+        "train": str(data_dir / "train.parquet"),
+        "validation": str(data_dir / "validation.parquet"),
+        "scorer": "choice",
+        "max_new_tokens": 2,
+        "seed": 5,
+        "threads": 1,
+    }
 
 
 def final_weights(out_dir, rollouts):
@@ -109,14 +145,21 @@ def test_a_few_steps_learn_and_log_one_row_per_optimizer_step(job, tmp_path):
     metrics = pl.read_parquet(out / "metrics.parquet")
     assert metrics["step"].to_list() == list(range(1, 12 * 2 + 1))  # 2 mini-batches per rollout
     assert metrics["rollout"].to_list() == [r for r in range(1, 13) for _ in range(2)]
-    for column in ("reward/mean", "reward/std", "loss", "grad_norm", "clip/ratio", "completion/mean_length",
-                   "perf/seconds"):
+    for column in (
+        "reward/mean",
+        "reward/std",
+        "loss",
+        "grad_norm",
+        "clip/ratio",
+        "completion/mean_length",
+        "perf/seconds",
+    ):
         assert metrics[column].is_not_null().all(), column
     assert metrics["val/accuracy"].is_not_null().sum() == 4  # rollouts 3, 6, 9, 12
     first, last = metrics["reward/mean"].head(4).mean(), metrics["reward/mean"].tail(4).mean()
     assert last > first + 0.1, (first, last)
     base = [p.detach() for p in load_model(job["base_dir"]).parameters()]
-    assert any(not torch.equal(p, q) for p, q in zip(final_weights(out, 12), base))
+    assert any(not torch.equal(p, q) for p, q in zip(final_weights(out, 12), base, strict=True))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [f"step{r:06d}" for r in (3, 6, 9, 12)]
     assert not (out / "partial").exists()
 
@@ -132,9 +175,19 @@ def test_one_step_without_reward_signal_only_decays_and_is_stored_rounded_to_bf1
     train = pl.read_parquet(job["train"]).with_columns(ground_truth=pl.lit("9"))  # no option 9: reward 0
     write_parquet(train, tmp_path / "train.parquet")
     lr, wd = 0.1, 0.5
-    method = {**job["method"], "rollouts": 1, "prompts_per_minibatch": 8, "micro_batch_size": 64, "learning_rate": lr,
-              "weight_decay": wd, "decay_all_parameters": decay_all, "checkpoint_every": 1, "validate_every": 1,
-              "checkpoint_dtype": "bfloat16", "save_master": True}
+    method = {
+        **job["method"],
+        "rollouts": 1,
+        "prompts_per_minibatch": 8,
+        "micro_batch_size": 64,
+        "learning_rate": lr,
+        "weight_decay": wd,
+        "decay_all_parameters": decay_all,
+        "checkpoint_every": 1,
+        "validate_every": 1,
+        "checkpoint_dtype": "bfloat16",
+        "save_master": True,
+    }
     out = tmp_path / "run"
     launch.train({**job, "method": method, "train": str(tmp_path / "train.parquet"), "out_dir": str(out)})
 
@@ -157,8 +210,9 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_pa
     out = tmp_path / "killed"
     spec = tmp_path / "killed.json"
     write_json({**job, "out_dir": str(out)}, spec)
-    child = subprocess.Popen([sys.executable, "-m", "esforget.launch", str(spec)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "esforget.launch", str(spec)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     trl_dir = out / "partial" / "trl"
     deadline = time.monotonic() + 300
     while not list(trl_dir.glob(f"checkpoint-*/{grpo.STATE_FILE}")) and time.monotonic() < deadline:
@@ -172,4 +226,5 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_pa
     whole = pl.read_parquet(tmp_path / "whole" / "metrics.parquet").drop("perf/seconds")
     resumed = pl.read_parquet(out / "metrics.parquet").drop("perf/seconds")
     assert resumed.equals(whole)
-    assert all(torch.equal(p, q) for p, q in zip(final_weights(out, 12), final_weights(tmp_path / "whole", 12)))
+    pairs = zip(final_weights(out, 12), final_weights(tmp_path / "whole", 12), strict=True)
+    assert all(torch.equal(p, q) for p, q in pairs)

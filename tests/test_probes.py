@@ -5,7 +5,6 @@ interval has its textbook values, and HellaSwag is prepared as the authors prepa
 import json
 from pathlib import Path
 
-import polars as pl
 import pytest
 import torch
 
@@ -19,9 +18,24 @@ FIXTURE = Path(__file__).parent / "fixtures" / "hellaswag_validation.jsonl"
 
 ITEMS = make_frame(
     [
-        {"id": "0", "prompt": "-", "ground_truth": "2", "info": {"question": "Which is 7+8?", "options": ["14", "15", "17", "56"]}},
-        {"id": "1", "prompt": "-", "ground_truth": "4", "info": {"question": "The cat", "options": ["sat.", "ran away fast.", "x", "slept on the mat all day."]}},
-        {"id": "2", "prompt": "-", "ground_truth": "1", "info": {"question": "Which is 2+2?", "options": ["4", "5", "22", "0"]}},
+        {
+            "id": "0",
+            "prompt": "-",
+            "ground_truth": "2",
+            "info": {"question": "Which is 7+8?", "options": ["14", "15", "17", "56"]},
+        },
+        {
+            "id": "1",
+            "prompt": "-",
+            "ground_truth": "4",
+            "info": {"question": "The cat", "options": ["sat.", "ran away fast.", "x", "slept on the mat all day."]},
+        },
+        {
+            "id": "2",
+            "prompt": "-",
+            "ground_truth": "1",
+            "info": {"question": "Which is 2+2?", "options": ["4", "5", "22", "0"]},
+        },
     ]
 )
 
@@ -47,7 +61,9 @@ def test_loglikelihood_probe_equals_one_sequence_at_a_time(micro_model_dir):
             whole = tokenizer(info["question"] + " " + option, add_special_tokens=False)["input_ids"]
             assert got == pytest.approx(sequence_logprob(model, whole, len(whole) - len(context)), abs=1e-4)
     scores = scorer(model)
-    for sums, item, acc, acc_norm in zip(batched, ITEMS.iter_rows(named=True), scores.acc, scores.acc_norm, strict=True):
+    for sums, item, acc, acc_norm in zip(
+        batched, ITEMS.iter_rows(named=True), scores.acc, scores.acc_norm, strict=True
+    ):
         options = json.loads(item["info"])["options"]
         right = int(item["ground_truth"]) - 1
         assert acc == (max(range(4), key=lambda k: sums[k]) == right)
@@ -84,9 +100,14 @@ def test_wilson_interval_has_its_textbook_values(correct, n, low, high):
 
 
 HELLASWAG = {
-    "kind": "hub", "loader": "hellaswag", "dataset": "json", "data_files": str(FIXTURE),
+    "kind": "hub",
+    "loader": "hellaswag",
+    "dataset": "json",
+    "data_files": str(FIXTURE),
     "splits": {"train": "train", "validation": "train", "test": "train"},
-    "every": 10, "shuffle_seed": 33, "instruction": "Answer with the number only.",
+    "every": 10,
+    "shuffle_seed": 33,
+    "instruction": "Answer with the number only.",
 }
 
 
@@ -114,9 +135,15 @@ def test_hellaswag_is_every_tenth_item_cleaned_shuffled_and_numbered():
 def test_hellaswag_from_the_original_jsonl_files_is_prepared_as_from_the_hub():
     """The authors keep hellaswag_{train,val,test}.jsonl (label an int, split fields); the same
     items in the hub's schema must give the same prepared rows, byte for byte."""
-    local = {"kind": "local_jsonl", "loader": "hellaswag", "path": str(FIXTURE.parent / "hellaswag_original"),
-             "splits": {s: "hellaswag_val.jsonl" for s in ("train", "validation", "test")},
-             "every": 10, "shuffle_seed": 33, "instruction": "Answer with the number only."}
+    local = {
+        "kind": "local_jsonl",
+        "loader": "hellaswag",
+        "path": str(FIXTURE.parent / "hellaswag_original"),
+        "splits": {s: "hellaswag_val.jsonl" for s in ("train", "validation", "test")},
+        "every": 10,
+        "shuffle_seed": 33,
+        "instruction": "Answer with the number only.",
+    }
     from_files, from_hub = build_splits(local, {}, seed=0), build_splits(HELLASWAG, {}, seed=0)
     for split in ("train", "validation", "test"):
         assert from_files[split].equals(from_hub[split])
@@ -125,17 +152,27 @@ def test_hellaswag_from_the_original_jsonl_files_is_prepared_as_from_the_hub():
 
 def test_a_broken_local_jsonl_line_is_named(tmp_path):
     (tmp_path / "hellaswag_val.jsonl").write_text('{"ind": 1}\n{"ind": \n')
-    local = {"kind": "local_jsonl", "loader": "hellaswag", "path": str(tmp_path),
-             "splits": {s: "hellaswag_val.jsonl" for s in ("train", "validation", "test")},
-             "every": 10, "shuffle_seed": 33, "instruction": ""}
+    local = {
+        "kind": "local_jsonl",
+        "loader": "hellaswag",
+        "path": str(tmp_path),
+        "splits": {s: "hellaswag_val.jsonl" for s in ("train", "validation", "test")},
+        "every": 10,
+        "shuffle_seed": 33,
+        "instruction": "",
+    }
     with pytest.raises(ValueError, match=r"hellaswag_val.jsonl, line 2: not JSON"):
         build_splits(local, {}, seed=0)
 
 
 MMLU = {
-    "kind": "hub", "loader": "mmlu", "dataset": "json",
+    "kind": "hub",
+    "loader": "mmlu",
+    "dataset": "json",
     "data_files": {"test": str(FIXTURE.parent / "mmlu_test.jsonl"), "dev": str(FIXTURE.parent / "mmlu_dev.jsonl")},
-    "splits": {"train": "test", "validation": "test", "test": "test"}, "shots": 5, "shots_split": "dev",
+    "splits": {"train": "test", "validation": "test", "test": "test"},
+    "shots": 5,
+    "shots_split": "dev",
 }
 
 
@@ -143,7 +180,9 @@ def test_mmlu_is_five_shot_from_the_subjects_dev_items():
     test = build_splits(MMLU, {}, seed=0)["test"]
     assert test.height == 6
     prompt = test.row(0, named=True)["prompt"]
-    assert prompt.startswith("The following are multiple choice questions (with answers) about high school arithmetic.\n\n")
+    assert prompt.startswith(
+        "The following are multiple choice questions (with answers) about high school arithmetic.\n\n"
+    )
     assert prompt.count("\nAnswer: B") == 5 and prompt.endswith("\nA. 50\nB. 51\nC. 52\nD. 53\nAnswer:")
     assert "geography" not in prompt  # worked examples come from the question's own subject
     assert test["ground_truth"].to_list() == ["1", "2", "3", "1", "2", "3"]
@@ -169,11 +208,17 @@ def test_extra_scorers_grade_the_same_replies_as_probes_beside_the_tasks_own(mic
     from esforget.evaluate import EvalTask, evaluate
     from esforget.tasks import make_frame
 
-    rows = make_frame([{"id": str(i), "prompt": f"What is {i}+1?", "ground_truth": f"${i + 1}$", "info": {}}
-                       for i in range(6)])
+    rows = make_frame(
+        [{"id": str(i), "prompt": f"What is {i}+1?", "ground_truth": f"${i + 1}$", "info": {}} for i in range(6)]
+    )
     task = EvalTask(rows, "math_authors", 4, extra_scorers=("math", "math_verify"))
-    table = evaluate([(0, micro_model_dir)], {"sums": task}, {"model": "m", "method": "base", "train_task": "",
-                                                               "seed": 0}, 8, micro_model_dir)
+    table = evaluate(
+        [(0, micro_model_dir)],
+        {"sums": task},
+        {"model": "m", "method": "base", "train_task": "", "seed": 0},
+        8,
+        micro_model_dir,
+    )
     assert table["probe"].to_list() == ["generative", "generative/math", "generative/math_verify"]
     assert table["n"].unique().to_list() == [6]
     assert table["mean_generated_tokens"].n_unique() == 1

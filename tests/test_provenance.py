@@ -43,7 +43,11 @@ def test_a_line_of_package_code_changes_the_hash_of_the_stages_that_run_it(packa
         handle.write("\n# the reward module, used by data, base, training and evaluation\n")
     again = hashes(package)
     assert {stage for stage in after if after[stage] != again[stage]} == {
-        "prepare_data", "prepare_base_model", "train", "evaluate"}
+        "prepare_data",
+        "prepare_base_model",
+        "train",
+        "evaluate",
+    }
 
 
 def test_the_hash_is_of_content_not_of_place_or_time(package, tmp_path):

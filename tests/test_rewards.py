@@ -8,8 +8,8 @@ import pytest
 from esforget.tasks import choice, countdown, math_answer, score_replies
 from esforget.tasks.sources import build_splits
 
-
 # --- Countdown ---------------------------------------------------------------------------------
+
 
 def test_countdown_correct_reply_scores_answer_plus_format_bonus():
     assert countdown.reward("</think>\n<answer>3*5+7</answer>", [3, 5, 7], "22") == pytest.approx(1.1)
@@ -57,6 +57,7 @@ def test_paper_countdown_reference_solutions_score_correct(paper_data):
 
 
 # --- GSM8K / MATH / OlympiadBench --------------------------------------------------------------
+
 
 def test_math_answer_extraction():
     assert math_answer.reward("so 2+2 is\n#### 4", "4") == 1.0
@@ -108,7 +109,7 @@ def test_every_paper_row_scores_right_answers_1_and_wrong_ones_0(paper_data, tas
         else:
             right = [f"Step by step... so the answer is \\boxed{{{t.strip('$')}}}." for t in truths]
         assert score_replies("math", right, rows) == [1.0] * rows.height
-        wrong = [r.replace(f"{t.strip('$')}", f"{t.strip('$')}7", 1) for r, t in zip(right, truths)]
+        wrong = [r.replace(f"{t.strip('$')}", f"{t.strip('$')}7", 1) for r, t in zip(right, truths, strict=True)]
         assert score_replies("math", wrong, rows) == [0.0] * rows.height
         malformed = [f"The answer is {t}" for t in truths]
         assert score_replies("math", malformed, rows) == [0.0] * rows.height
@@ -135,6 +136,7 @@ def test_the_authors_grader_scores_a_paper_row_only_if_its_raw_truth_can_be_extr
 
 
 # --- multiple choice ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "reply, chosen", [("2", 2), ("The answer is 3.", 3), ("0 then 4", 4), ("none", None), ("5", None)]

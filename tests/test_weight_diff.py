@@ -142,7 +142,10 @@ def test_rank_of_each_matrix_update_as_a_share_of_full_rank(tmp_path):
     for name, tensors in (("base", base), ("tuned", tuned)):
         (tmp_path / name).mkdir()
         save_file(tensors, tmp_path / name / "model.safetensors")
-    row = {r["tensor"]: r for r in diff_checkpoint(tmp_path / "base", tmp_path / "tuned", [1e-6], rank=True).iter_rows(named=True)}
+    row = {
+        r["tensor"]: r
+        for r in diff_checkpoint(tmp_path / "base", tmp_path / "tuned", [1e-6], rank=True).iter_rows(named=True)
+    }
     assert row["layers.0.mlp.up_proj.weight"]["rank_percent"] == 25.0  # rank 1 of 4; the 1e-9 is below rtol
     assert row["layers.0.norm.weight"]["rank_percent"] is None
     assert "rank_percent" not in diff_checkpoint(tmp_path / "base", tmp_path / "tuned", [1e-6]).columns
@@ -152,8 +155,12 @@ def test_reading_in_small_chunks_gives_the_same_numbers(tmp_path, monkeypatch):
     from esforget import weight_diff
 
     generator = torch.Generator().manual_seed(0)
-    base = {"a": torch.randn(7, 3, generator=generator), "b": torch.randn(5, generator=generator),
-            "c": torch.tensor(2.0), "d": torch.randn(2, 3, 4, generator=generator).to(torch.bfloat16)}
+    base = {
+        "a": torch.randn(7, 3, generator=generator),
+        "b": torch.randn(5, generator=generator),
+        "c": torch.tensor(2.0),
+        "d": torch.randn(2, 3, 4, generator=generator).to(torch.bfloat16),
+    }
     tuned = {n: t + (torch.rand(t.shape, generator=generator) < 0.5).to(t.dtype) for n, t in base.items()}
     for name, tensors in (("base", base), ("tuned", tuned)):
         (tmp_path / name).mkdir()
@@ -203,7 +210,9 @@ def test_the_base_is_rounded_to_the_dtype_training_started_from(tmp_path):
     for folder, tensors in (("base", base), ("ckpt", untouched)):
         (tmp_path / folder).mkdir()
         save_file(tensors, tmp_path / folder / "model.safetensors")
-    as_trained = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6], reference_dtype="float16").row(0, named=True)
+    as_trained = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6], reference_dtype="float16").row(
+        0, named=True
+    )
     against_fp32 = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6]).row(0, named=True)
     assert (as_trained["fro_norm"], as_trained["sparsity@1e-06"]) == (0.0, 1.0)
     assert against_fp32["sparsity@1e-06"] == 0.0

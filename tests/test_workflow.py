@@ -58,7 +58,9 @@ def test_retention_table_scores_every_checkpoint_on_every_task(workdir):
         # divergence from the base: prior task only, zero at the base, positive once trained
         kl = table.filter(pl.col("probe") == "generative").select("step", "eval_task", "kl_from_base").rows()
         assert [r for r in kl if r[1] == "countdown"] == [(s, "countdown", None) for s in (0, 2, 4)]
-        assert [r[2] for r in kl if r[1] == "arith"][0] == 0.0 and all(r[2] > 0 for r in kl if r[1] == "arith" and r[0] > 0)
+        assert [r[2] for r in kl if r[1] == "arith"][0] == 0.0 and all(
+            r[2] > 0 for r in kl if r[1] == "arith" and r[0] > 0
+        )
     # Step 0 is the base for both methods: the same numbers.
     es0 = read(workdir, "results/micro/es/countdown/seed0/retention.parquet").filter(pl.col("step") == 0)
     grpo0 = read(workdir, "results/micro/grpo/countdown/seed0/retention.parquet").filter(pl.col("step") == 0)
@@ -106,17 +108,27 @@ def test_report_has_figures_and_the_accuracy_table(workdir):
     page = (workdir / "results/report/report.html").read_text()
     assert page.count("<svg") == 5 and page.count("<table>") == 2
     accuracy = read(workdir, "results/report/accuracy.parquet")
-    assert sorted(zip(accuracy["method"], accuracy["eval_task"], accuracy["probe"])) == [
-        (method, *task_probe) for method in ("es", "es_fp16_authors", "grpo")
-        for task_probe in (("arith", "generative"), ("arith", "loglikelihood"), ("arith", "loglikelihood_norm"),
-                           ("countdown", "generative"))
+    assert sorted(zip(accuracy["method"], accuracy["eval_task"], accuracy["probe"], strict=True)) == [
+        (method, *task_probe)
+        for method in ("es", "es_fp16_authors", "grpo")
+        for task_probe in (
+            ("arith", "generative"),
+            ("arith", "loglikelihood"),
+            ("arith", "loglikelihood_norm"),
+            ("countdown", "generative"),
+        )
     ]
     assert set(accuracy["peak_step"]) <= {2.0, 4.0}  # a saved checkpoint picked by validation accuracy
 
 
 def test_every_stage_logged_to_its_file(workdir):
-    for log in ("data/countdown.log", "micro/base/prepare_base_model.log", "micro/es/countdown/seed0/train.log",
-                "micro/grpo/countdown/seed0/evaluate.log", "micro/es/countdown/seed0/analyze_weights.log"):
+    for log in (
+        "data/countdown.log",
+        "micro/base/prepare_base_model.log",
+        "micro/es/countdown/seed0/train.log",
+        "micro/grpo/countdown/seed0/evaluate.log",
+        "micro/es/countdown/seed0/analyze_weights.log",
+    ):
         assert (workdir / "logs" / log).exists(), log
     assert "iteration 4" in (workdir / "logs/micro/es/countdown/seed0/train.log").read_text()
 
@@ -125,8 +137,16 @@ def planned_jobs(workdir, env=None) -> dict[str, str]:
     """The job counts of a dry run (rule → count), {} when there is nothing to do."""
     done = subprocess.run([*SNAKEMAKE, "--cores", "1", "-n"], cwd=workdir, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    rules = {"prepare_data", "prepare_base_model", "evaluate_base", "train_es", "train_grpo", "evaluate_retention",
-             "analyze_weights", "render_report"}
+    rules = {
+        "prepare_data",
+        "prepare_base_model",
+        "evaluate_base",
+        "train_es",
+        "train_grpo",
+        "evaluate_retention",
+        "analyze_weights",
+        "render_report",
+    }
     rows = (line.split() for line in done.stdout.splitlines())
     return {row[0]: row[1] for row in rows if len(row) == 2 and row[0] in rules and row[1].isdigit()}
 
@@ -152,10 +172,16 @@ def test_a_second_run_has_nothing_to_do(workdir):
 def test_a_change_file_layered_over_the_profile_changes_only_its_keys(workdir, tmp_path):
     change = tmp_path / "seeds.yaml"
     change.write_text("seeds: [0, 1]\n")
-    plan = subprocess.run([*SNAKEMAKE, "--cores", "1", "-n", "--configfile", "config/config.yaml", str(change)],
-                          cwd=workdir, capture_output=True, text=True)
+    plan = subprocess.run(
+        [*SNAKEMAKE, "--cores", "1", "-n", "--configfile", "config/config.yaml", str(change)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     assert plan.returncode == 0, plan.stderr[-3000:]
-    jobs = dict(line.split()[:2] for line in plan.stdout.splitlines() if line.split()[:1] in (["train_es"], ["prepare_data"]))
+    jobs = dict(
+        line.split()[:2] for line in plan.stdout.splitlines() if line.split()[:1] in (["train_es"], ["prepare_data"])
+    )
     assert jobs == {"train_es": "2"}  # seed 1 of both ES methods is new; seed 0, the data and the base are done
 
 

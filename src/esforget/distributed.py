@@ -23,7 +23,7 @@ class Group:
     device: str
 
     @classmethod
-    def from_env(cls) -> "Group":
+    def from_env(cls) -> Group:
         """Join the group `torchrun` describes in the environment, or a group of one."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         cuda = torch.cuda.is_available()

@@ -108,7 +108,9 @@ class ESConfig:
         if self.numerics not in ("master", "authors"):
             raise ValueError(f"numerics={self.numerics!r}: expected 'master' or 'authors'")
         if self.save_master and self.numerics != "master":
-            raise ValueError(f"save_master=True with numerics={self.numerics!r}: only numerics 'master' keeps an fp32 master")
+            raise ValueError(
+                f"save_master=True with numerics={self.numerics!r}: only numerics 'master' keeps an fp32 master"
+            )
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype={self.dtype!r}: expected 'float32', 'bfloat16' or 'float16'")
         if self.population_size < 2:
@@ -206,7 +208,7 @@ class Weights:
             for j, eps in self.noise.tensors(seed):
                 self.params[j].add_(-scale * eps)
         else:
-            for p, m in zip(self.params, self.master):
+            for p, m in zip(self.params, self.master, strict=True):
                 p.copy_(m)
         self._applied = None
 
@@ -245,14 +247,16 @@ class Weights:
         squared = 0.0
         for group in self.noise.groups:
             if self.in_place:
-                before = {part.index: self.params[part.index].detach().to(torch.float32, copy=True) for part in group.parts}
-                for (seed, _), coefficient in zip(members, coefficients):
+                before = {
+                    part.index: self.params[part.index].detach().to(torch.float32, copy=True) for part in group.parts
+                }
+                for (seed, _), coefficient in zip(members, coefficients, strict=True):
                     for j, eps in self.noise.group_tensors(group, seed):
                         self.params[j].add_(coefficient * eps)
                 squared += sum(float((self.params[j].float() - b).square().sum()) for j, b in before.items())
                 continue
             steps = {part.index: torch.zeros_like(self.master[part.index]) for part in group.parts}
-            for (seed, sign), zi in zip(members, z.tolist()):
+            for (seed, sign), zi in zip(members, z.tolist(), strict=True):
                 if zi != 0.0:
                     for j, eps in self.noise.group_tensors(group, seed):
                         steps[j].add_(eps, alpha=sign * zi)
@@ -267,18 +271,18 @@ class Weights:
     def load(self, tensors: dict[str, torch.Tensor], drift: dict[str, torch.Tensor] | None = None) -> None:
         """Set θ (and the summed drift) from a state written by `state_dict`; the model follows."""
         self.restore()
-        for p, m, name in zip(self.params, self.master, self.names):
+        for p, m, name in zip(self.params, self.master, self.names, strict=True):
             m.copy_(tensors[name])
             p.copy_(m)
         if self.drift is not None and drift is not None:
-            for d, name in zip(self.drift, self.names):
+            for d, name in zip(self.drift, self.names, strict=True):
                 d.copy_(drift[name])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {name: m.detach() for name, m in zip(self.names, self.master)}
+        return {name: m.detach() for name, m in zip(self.names, self.master, strict=True)}
 
     def drift_state(self) -> dict[str, torch.Tensor] | None:
-        return None if self.drift is None else dict(zip(self.names, self.drift))
+        return None if self.drift is None else dict(zip(self.names, self.drift, strict=True))
 
     @torch.no_grad()
     def distance_from(self, files: dict[str, Path], dtype: torch.dtype) -> float:
@@ -286,7 +290,7 @@ class Weights:
         (name → file; memory-mapped; rounded to the working dtype as training started), so
         that no second copy of the model is held for this metric."""
         squared = 0.0
-        for name, m in zip(self.names, self.master):
+        for name, m in zip(self.names, self.master, strict=True):
             start = load_tensor(files[name], name).to(dtype).float().to(m.device)
             squared += float((m - start).square().sum())
         return math.sqrt(squared)
@@ -403,8 +407,15 @@ def train(
 
     done, rows = load_state(work, weights, fingerprint)
     group.barrier()  # no rank may start before rank 0 has cleaned up a stale work folder
-    progress = tqdm(range(done + 1, cfg.iterations + 1), desc="ES", unit="it", mininterval=5,
-                    initial=done, total=cfg.iterations, disable=not group.is_main)
+    progress = tqdm(
+        range(done + 1, cfg.iterations + 1),
+        desc="ES",
+        unit="it",
+        mininterval=5,
+        initial=done,
+        total=cfg.iterations,
+        disable=not group.is_main,
+    )
     for t in progress:
         started = time.perf_counter()
         fitness_on = full_train

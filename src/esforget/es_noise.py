@@ -30,8 +30,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -42,7 +42,10 @@ VLLM_VOCAB_PADDING = 64
 """vLLM's DEFAULT_VOCAB_PADDING_SIZE: embedding and LM-head rows are padded to a multiple."""
 
 _FUSED = [  # (pattern, the tensors vLLM concatenates along rows, in order)
-    (re.compile(r"^(?P<prefix>.*)\.(?P<part>q_proj|k_proj|v_proj)\.(?P<kind>weight|bias)$"), ("q_proj", "k_proj", "v_proj")),
+    (
+        re.compile(r"^(?P<prefix>.*)\.(?P<part>q_proj|k_proj|v_proj)\.(?P<kind>weight|bias)$"),
+        ("q_proj", "k_proj", "v_proj"),
+    ),
     (re.compile(r"^(?P<prefix>.*)\.(?P<part>gate_proj|up_proj)\.(?P<kind>weight|bias)$"), ("gate_proj", "up_proj")),
 ]
 _VOCAB_ROWS = re.compile(r"(^|\.)(embed_tokens|lm_head)\.weight$")
@@ -103,10 +106,15 @@ def paper_layout(names: list[str], shapes: list[torch.Size]) -> list[Group]:
             members = [index[p] for p in parts]
             rows = [shapes[m][0] for m in members]
             if any(tuple(shapes[m][1:]) != tuple(shape[1:]) for m in members):
-                raise ValueError(f"cannot fuse {parts}: their shapes {[tuple(shapes[m]) for m in members]} differ beyond rows")
+                raise ValueError(
+                    f"cannot fuse {parts}: their shapes {[tuple(shapes[m]) for m in members]} differ beyond rows"
+                )
             bounds = [sum(rows[:k]) for k in range(len(rows) + 1)]
-            groups.append(Group(j, (bounds[-1], *shape[1:]),
-                                tuple(Part(m, bounds[k], bounds[k + 1]) for k, m in enumerate(members))))
+            groups.append(
+                Group(
+                    j, (bounds[-1], *shape[1:]), tuple(Part(m, bounds[k], bounds[k + 1]) for k, m in enumerate(members))
+                )
+            )
             fused.update(members)
         elif _VOCAB_ROWS.search(name) and len(shape) == 2:
             padded = -(-shape[0] // VLLM_VOCAB_PADDING) * VLLM_VOCAB_PADDING

@@ -85,12 +85,22 @@ def evaluate(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = load_tokenizer(checkpoints[0][1])
     greedy = {
-        name: GreedyScorer(tokenizer, task.rows, task.scorer, task.max_new_tokens, batch_size, device, task.stop_strings)
+        name: GreedyScorer(
+            tokenizer, task.rows, task.scorer, task.max_new_tokens, batch_size, device, task.stop_strings
+        )
         for name, task in tasks.items()
         if task.scorer != "letter"
     }
-    letter = {name: LetterScorer(tokenizer, task.rows, batch_size, device) for name, task in tasks.items() if task.scorer == "letter"}
-    loglik = {name: LoglikScorer(tokenizer, task.rows, batch_size, device) for name, task in tasks.items() if task.scorer == "choice"}
+    letter = {
+        name: LetterScorer(tokenizer, task.rows, batch_size, device)
+        for name, task in tasks.items()
+        if task.scorer == "letter"
+    }
+    loglik = {
+        name: LoglikScorer(tokenizer, task.rows, batch_size, device)
+        for name, task in tasks.items()
+        if task.scorer == "choice"
+    }
     base = load_model(base_dir, device=device)
     divergence = {
         name: Divergence(base, (greedy.get(name) or letter[name]).prompt_ids, tokenizer.pad_token_id, device)

@@ -82,7 +82,7 @@ def greedy(
         cache = out.past_key_values
         next_pos = next_pos + 1
     generated = torch.stack(tokens, dim=1).tolist()
-    return [row[:length] for row, length in zip(generated, kept.tolist())]
+    return [row[:length] for row, length in zip(generated, kept.tolist(), strict=True)]
 
 
 def greedy_all(

@@ -122,7 +122,8 @@ class GRPOMethodConfig:
         if (self.prompts_per_minibatch * self.num_generations) % self.micro_batch_size:
             raise ValueError(
                 f"micro_batch_size={self.micro_batch_size} must divide the mini-batch of "
-                f"prompts_per_minibatch × num_generations = {self.prompts_per_minibatch * self.num_generations} sequences"
+                "prompts_per_minibatch × num_generations = "
+                f"{self.prompts_per_minibatch * self.num_generations} sequences"
             )
         if self.checkpoint_every < 1 or self.validate_every < 1:
             raise ValueError(
@@ -261,8 +262,16 @@ class RunRecorder(TrainerCallback):
         "entropy": "entropy",
     }
 
-    def __init__(self, cfg: GRPOMethodConfig, rollouts: int, tokenizer, validate: GreedyScorer, work: Path,
-                 fingerprint: dict, rows: list[dict]):
+    def __init__(
+        self,
+        cfg: GRPOMethodConfig,
+        rollouts: int,
+        tokenizer,
+        validate: GreedyScorer,
+        work: Path,
+        fingerprint: dict,
+        rows: list[dict],
+    ):
         self.cfg, self.rollouts, self.tokenizer, self.validate, self.work = cfg, rollouts, tokenizer, validate, work
         self.fingerprint = fingerprint
         self.rows: dict[int, dict] = {row["step"]: row for row in rows}
@@ -288,8 +297,13 @@ class RunRecorder(TrainerCallback):
             log.info("rollout %d validation accuracy %.4f", rollout, row["val/accuracy"])
         if rollout % self.cfg.checkpoint_every == 0 or rollout == self.rollouts:
             master = dict(model.named_parameters()) if self.cfg.save_master else None
-            save_model(model, self.tokenizer, self.work / "checkpoints" / checkpoint_name(rollout),
-                       dtype=self.cfg.checkpoint_dtype, master=master)
+            save_model(
+                model,
+                self.tokenizer,
+                self.work / "checkpoints" / checkpoint_name(rollout),
+                dtype=self.cfg.checkpoint_dtype,
+                master=master,
+            )
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         row = self._row(state.global_step)
@@ -313,9 +327,7 @@ class RunRecorder(TrainerCallback):
         with its first step; every step of that rollout trained on them, so they are
         carried over to its other steps."""
         rows = [{c: self.rows[s].get(c) for c in COLUMNS} for s in sorted(self.rows) if s > 0]
-        return pl.DataFrame(rows, schema=COLUMNS).with_columns(
-            pl.col(ROLLOUT_METRICS).forward_fill().over("rollout")
-        )
+        return pl.DataFrame(rows, schema=COLUMNS).with_columns(pl.col(ROLLOUT_METRICS).forward_fill().over("rollout"))
 
 
 def _dataset(rows: pl.DataFrame):
@@ -360,7 +372,7 @@ def _trl_reward(scorer: str):
 
     def task_reward(completions, ground_truth, info, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return [reward(text, truth, json.loads(i)) for text, truth, i in zip(texts, ground_truth, info)]
+        return [reward(text, truth, json.loads(i)) for text, truth, i in zip(texts, ground_truth, info, strict=True)]
 
     task_reward.__name__ = f"{scorer}_reward"  # TRL names the logged reward after the function
     return task_reward

@@ -11,12 +11,12 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import polars as pl
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -27,9 +27,9 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from esforget import methods
 from esforget.io import read_json, read_parquet, write_json
@@ -66,17 +66,35 @@ def run(job: dict, processes: int) -> None:
         spec = Path(job["out_dir"]) / "launch.json"
         write_json({**job, "threads": 1}, spec)
         if job["method"]["algorithm"] == "es":
-            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-                       "-m", "esforget.launch", str(spec)]
+            command = [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc-per-node={processes}",
+                "-m",
+                "esforget.launch",
+                str(spec),
+            ]
         else:
-            command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIG),
-                       f"--num_processes={processes}", "-m", "esforget.launch", str(spec)]
+            command = [
+                sys.executable,
+                "-m",
+                "accelerate.commands.launch",
+                "--config_file",
+                str(ACCELERATE_CONFIG),
+                f"--num_processes={processes}",
+                "-m",
+                "esforget.launch",
+                str(spec),
+            ]
         # The launcher runs under a guard that arms its parent-death signal and then execs it
         # (the signal survives exec); its children write where this job's log goes.
         guarded = [sys.executable, "-m", "esforget.launch", GUARD, str(os.getpid()), "--", *command]
         try:
-            subprocess.run(guarded, check=True, stdout=sys.stdout, stderr=sys.stderr,
-                           env={**os.environ, JOB_PID: str(os.getpid())})
+            subprocess.run(
+                guarded, check=True, stdout=sys.stdout, stderr=sys.stderr, env={**os.environ, JOB_PID: str(os.getpid())}
+            )
         finally:
             spec.unlink(missing_ok=True)
 
@@ -119,22 +137,19 @@ def run_lock(out_dir: Path) -> Iterator[None]:
     holder, however it dies."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "train.lock"
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise RuntimeError(f"{path} is held by {holder}: this run is being trained already; stop that first") from None
-    try:
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            message = f"{path} is held by {holder}: this run is being trained already; stop that first"
+            raise RuntimeError(message) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()
         yield
-    finally:
-        handle.close()
 
 
 if __name__ == "__main__":
@@ -145,6 +160,8 @@ if __name__ == "__main__":
     die_with_parent(int(os.environ[JOB_PID]) if JOB_PID in os.environ else None)
     # Every rank computes the same metrics; only rank 0 reports them.
     rank = int(os.environ.get("RANK", "0"))
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                        format=f"%(asctime)s rank{rank} %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"%(asctime)s rank{rank} %(name)s %(levelname)s %(message)s",
+    )
     train(read_json(sys.argv[1]))

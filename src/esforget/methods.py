@@ -19,7 +19,9 @@ def method_config(name: str, spec: dict) -> ESConfig | GRPOMethodConfig:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(spec) - known)
     if unknown:
-        raise ValueError(f"methods.{name}: unknown key(s) {unknown} for algorithm {algorithm!r}; known: {sorted(known)}")
+        raise ValueError(
+            f"methods.{name}: unknown key(s) {unknown} for algorithm {algorithm!r}; known: {sorted(known)}"
+        )
     try:
         return cls(**spec)
     except ValueError as err:

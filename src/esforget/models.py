@@ -69,5 +69,7 @@ def save_model(
         tokenizer.save_pretrained(tmp)
         if master is not None:
             (tmp / MASTER_DIR).mkdir()
-            save_file({name: t.detach().float().cpu().contiguous() for name, t in master.items()},
-                      str(tmp / MASTER_DIR / "model.safetensors"))
+            save_file(
+                {name: t.detach().float().cpu().contiguous() for name, t in master.items()},
+                str(tmp / MASTER_DIR / "model.safetensors"),
+            )

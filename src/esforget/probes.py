@@ -120,8 +120,12 @@ class LetterScorer:
     def __call__(self, model: PreTrainedModel) -> list[bool]:
         chosen = []
         for batch in self.batches:
-            out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                        position_ids=batch.position_ids, logits_to_keep=1)
+            out = model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids,
+                logits_to_keep=1,
+            )
             chosen += out.logits[:, -1, self.letters].argmax(-1).tolist()
         return [c == a for c, a in zip(chosen, self.answers, strict=True)]
 
@@ -143,7 +147,11 @@ class Divergence:
     def __call__(self, tuned: PreTrainedModel) -> float:
         total, tokens = 0.0, 0
         for batch in self.batches:
-            inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask, "position_ids": batch.position_ids}
+            inputs = {
+                "input_ids": batch.input_ids,
+                "attention_mask": batch.attention_mask,
+                "position_ids": batch.position_ids,
+            }
             log_p = torch.log_softmax(self.base(**inputs).logits.float(), dim=-1)
             log_q = torch.log_softmax(tuned(**inputs).logits.float(), dim=-1)
             per_token = (log_p.exp() * (log_p - log_q)).sum(-1)

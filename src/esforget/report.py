@@ -160,8 +160,9 @@ def accuracy_table(retention: pl.DataFrame, peaks: pl.DataFrame) -> pl.DataFrame
     )
 
 
-def precision_table(norms: pl.DataFrame, per_tensor: pl.DataFrame, drift: pl.DataFrame, methods: dict,
-                    thresholds: list[float]) -> pl.DataFrame:
+def precision_table(
+    norms: pl.DataFrame, per_tensor: pl.DataFrame, drift: pl.DataFrame, methods: dict, thresholds: list[float]
+) -> pl.DataFrame:
     """What storage precision and the authors' numerics do to the paper's two measures, at each
     run's final checkpoint, mean over seeds: ‖ΔW‖_F and the unchanged share as stored, and where
     an fp32 master was kept, as in the master and the share storage erased; for ES under the
@@ -174,8 +175,11 @@ def precision_table(norms: pl.DataFrame, per_tensor: pl.DataFrame, drift: pl.Dat
 
     final = norms.filter(pl.col("step") == pl.col("step").max().over(RUN_KEYS))
     stored = per_tensor.group_by(*RUN_KEYS, "step").agg(pl.col("stored_dtype").unique().sort().str.join("+"))
-    shares = [c for tau in thresholds for c in (f"sparsity@{tau:g}/overall", f"master_sparsity@{tau:g}/overall",
-                                                   f"erased@{tau:g}/overall")]
+    shares = [
+        c
+        for tau in thresholds
+        for c in (f"sparsity@{tau:g}/overall", f"master_sparsity@{tau:g}/overall", f"erased@{tau:g}/overall")
+    ]
     final_drift = drift.filter(pl.col("step") == pl.col("step").max().over(RUN_KEYS)).select(*RUN_KEYS, "drift_total")
     per_run = (
         final.join(stored, on=[*RUN_KEYS, "step"], how="left")
@@ -187,8 +191,14 @@ def precision_table(norms: pl.DataFrame, per_tensor: pl.DataFrame, drift: pl.Dat
     )
     return (
         per_run.group_by("model", "method", "train_task", "numerics", "stored_dtype")
-        .agg(pl.len().alias("seeds"), pl.col("step").max(), pl.col("fro_norm").mean(), pl.col("master_fro_norm").mean(),
-             *(pl.col(c).mean().alias(c.removesuffix("/overall")) for c in shares), pl.col("drift_share").mean())
+        .agg(
+            pl.len().alias("seeds"),
+            pl.col("step").max(),
+            pl.col("fro_norm").mean(),
+            pl.col("master_fro_norm").mean(),
+            *(pl.col(c).mean().alias(c.removesuffix("/overall")) for c in shares),
+            pl.col("drift_share").mean(),
+        )
         .sort("model", "train_task", "method")
     )
 
@@ -201,28 +211,41 @@ def _table_html(frame: pl.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
     body = []
     for row in frame.iter_rows():
-        cells = "".join(f"<td>{v:.4g}</td>" if isinstance(v, float) else f"<td>{html.escape('' if v is None else str(v))}</td>"
-                        for v in row)
+        cells = "".join(
+            f"<td>{v:.4g}</td>" if isinstance(v, float) else f"<td>{html.escape('' if v is None else str(v))}</td>"
+            for v in row
+        )
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 SECTIONS = [
-    ("tradeoff", "New-task against prior-task accuracy",
-     "One point per checkpoint (step 0 is the base), coloured by step; the marker shape tells the "
-     "method. Points moving right learn the new task; points moving down forget the prior one."),
-    ("norm", "Size of the update",
-     "Frobenius norm of θ_step − θ_base over all parameters, per checkpoint."),
-    ("divergence", "How far the output distribution moved",
-     "Mean per-token KL(base ‖ checkpoint) of the next-token distributions over each prior "
-     "task's prompts: a probe-free measure of how much the model changed where it should not."),
-    ("drift", "How much of ES's update is restore drift",
-     "Under the authors' numerics every member is added and subtracted in place in the working "
-     "dtype, and the subtraction can leave a weight one rounding step off. Per iteration: the "
-     "distance from the base ‖θ_t − θ_0‖_F beside the drift those restores summed to, ‖Σ drift‖_F."),
-    ("sparsity", "Where the update lands",
-     "Share of entries left unchanged (|ΔW| ≤ τ) per layer and bucket at each run's final "
-     "checkpoint; ES solid, GRPO dashed. Sparse updates stay near 1, dense ones near 0."),
+    (
+        "tradeoff",
+        "New-task against prior-task accuracy",
+        "One point per checkpoint (step 0 is the base), coloured by step; the marker shape tells the "
+        "method. Points moving right learn the new task; points moving down forget the prior one.",
+    ),
+    ("norm", "Size of the update", "Frobenius norm of θ_step − θ_base over all parameters, per checkpoint."),
+    (
+        "divergence",
+        "How far the output distribution moved",
+        "Mean per-token KL(base ‖ checkpoint) of the next-token distributions over each prior "
+        "task's prompts: a probe-free measure of how much the model changed where it should not.",
+    ),
+    (
+        "drift",
+        "How much of ES's update is restore drift",
+        "Under the authors' numerics every member is added and subtracted in place in the working "
+        "dtype, and the subtraction can leave a weight one rounding step off. Per iteration: the "
+        "distance from the base ‖θ_t − θ_0‖_F beside the drift those restores summed to, ‖Σ drift‖_F.",
+    ),
+    (
+        "sparsity",
+        "Where the update lands",
+        "Share of entries left unchanged (|ΔW| ≤ τ) per layer and bucket at each run's final "
+        "checkpoint; ES solid, GRPO dashed. Sparse updates stay near 1, dense ones near 0.",
+    ),
 ]
 
 
@@ -282,7 +305,8 @@ def render(
         "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
         "th{overflow-wrap:anywhere}"
     )
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style>"
+    page = f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
     with atomic_path(out_html) as tmp:
         tmp.write_text(page)
     return table
@@ -303,7 +327,7 @@ def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], meth
     retention = pl.concat([read_parquet(p) for p in retention_paths]).with_columns(algorithm.alias("algorithm"))
     per_tensor = pl.concat([read_parquet(p) for p in weight_paths]).with_columns(algorithm.alias("algorithm"))
     norms = [
-        {**dict(zip([*RUN_KEYS, "step"], key)), **summarise(group, thresholds)}
+        {**dict(zip([*RUN_KEYS, "step"], key, strict=True)), **summarise(group, thresholds)}
         for key, group in per_tensor.group_by(*RUN_KEYS, "step")
     ]
     starts = per_tensor.select(RUN_KEYS).unique().with_columns(pl.lit(0).alias("step"), pl.lit(0.0).alias("fro_norm"))
@@ -317,8 +341,15 @@ def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], meth
     return retention, per_tensor, norms, peaks, drift
 
 
-DRIFT_COLUMNS = {"model": pl.String, "method": pl.String, "train_task": pl.String, "seed": pl.Int64, "step": pl.Int64,
-                 "update_total": pl.Float64, "drift_total": pl.Float64}
+DRIFT_COLUMNS = {
+    "model": pl.String,
+    "method": pl.String,
+    "train_task": pl.String,
+    "seed": pl.Int64,
+    "step": pl.Int64,
+    "update_total": pl.Float64,
+    "drift_total": pl.Float64,
+}
 
 
 def _drift_log(metrics: pl.DataFrame, run: dict) -> pl.DataFrame:
@@ -340,16 +371,27 @@ def drift_chart(drift: pl.DataFrame) -> alt.Chart:
     under the authors' numerics (where drift was measured and is not 0)."""
     measured = drift.filter(pl.col("drift_total").max().over(RUN_KEYS) > 0)
     if measured.is_empty():
-        return alt.Chart(pl.DataFrame({"note": ["no ES run under the authors' numerics with drift tracked"]})).mark_text(
-            align="left").encode(text="note:N").properties(width=360, height=30)
-    long = measured.unpivot(index=[*RUN_KEYS, "step"], on=["update_total", "drift_total"], variable_name="measure",
-                            value_name="norm").with_columns(
-        pl.col("measure").replace_strict({"update_total": "‖θ_t − θ_0‖_F", "drift_total": "‖Σ restore drift‖_F"}))
+        return (
+            alt.Chart(pl.DataFrame({"note": ["no ES run under the authors' numerics with drift tracked"]}))
+            .mark_text(align="left")
+            .encode(text="note:N")
+            .properties(width=360, height=30)
+        )
+    long = measured.unpivot(
+        index=[*RUN_KEYS, "step"], on=["update_total", "drift_total"], variable_name="measure", value_name="norm"
+    ).with_columns(
+        pl.col("measure").replace_strict({"update_total": "‖θ_t − θ_0‖_F", "drift_total": "‖Σ restore drift‖_F"})
+    )
     return (
         alt.Chart(long)
         .mark_line()
-        .encode(x=alt.X("step:Q", title="iteration"), y=alt.Y("norm:Q", title="Frobenius norm"),
-                color=alt.Color("measure:N", title=None), detail="seed:N", tooltip=[*RUN_KEYS, "step", "measure", "norm"])
+        .encode(
+            x=alt.X("step:Q", title="iteration"),
+            y=alt.Y("norm:Q", title="Frobenius norm"),
+            color=alt.Color("measure:N", title=None),
+            detail="seed:N",
+            tooltip=[*RUN_KEYS, "step", "measure", "norm"],
+        )
         .properties(width=360, height=240)
         .facet(column=alt.Column("method:N", title="method"), row=alt.Row("train_task:N", title="trained on"))
         .resolve_scale(y="independent")  # runs at the paper's σ move two orders of magnitude less

@@ -64,7 +64,7 @@ def _power(base: Fraction, exponent: Fraction) -> Fraction | None:
         return None
     if abs(base) > 1 and abs(exponent) * max(abs(base.numerator), base.denominator).bit_length() > 128:
         return None
-    return _bounded(base**int(exponent))
+    return _bounded(base ** int(exponent))
 
 
 def _bounded(value: Fraction) -> Fraction | None:

@@ -61,7 +61,7 @@ class GreedyScorer:
         self.prompt_ids = chat_prompt_ids(tokenizer, rows["prompt"].to_list())
         self.batches = make_batches(self.prompt_ids, tokenizer.pad_token_id, batch_size, device)
 
-    def subset(self, indices: list[int]) -> "GreedyScorer":
+    def subset(self, indices: list[int]) -> GreedyScorer:
         """A scorer on some of these prompts, reusing their token ids (no re-tokenising)."""
         part = object.__new__(GreedyScorer)
         part.__dict__.update(self.__dict__)

@@ -108,7 +108,9 @@ def collate(examples, pad_id: int, answer_weight: float):
     return ids, weights
 
 
-def train_steps(model, batches, lr: float, final_lr: float, pad_id: int, answer_weight: float, desc: str) -> list[float]:
+def train_steps(
+    model, batches, lr: float, final_lr: float, pad_id: int, answer_weight: float, desc: str
+) -> list[float]:
     """AdamW over `batches` with the learning rate annealed from `lr` to `final_lr` (cosine)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(batches), eta_min=final_lr)
@@ -130,7 +132,9 @@ def train_steps(model, batches, lr: float, final_lr: float, pad_id: int, answer_
     return losses
 
 
-def pretrain(spec: dict, tasks: dict[str, dict], seed: int) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, list[dict]]:
+def pretrain(
+    spec: dict, tasks: dict[str, dict], seed: int
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, list[dict]]:
     """Build and pretrain the tiny model; check the base and keep training while it falls short.
 
     `tasks` maps task name → {"scorer", "role", "max_new_tokens", "train", "validation"} with
@@ -178,10 +182,23 @@ def pretrain(spec: dict, tasks: dict[str, dict], seed: int) -> tuple[LlamaForCau
     history, steps = [], cfg["steps"]
     for round_ in range(cfg["max_extra_rounds"] + 1):
         started = time.perf_counter()
-        losses = train_steps(model, sample_batches(steps), cfg["lr"], cfg["final_lr"], tokenizer.pad_token_id, cfg["answer_weight"], f"pretrain round {round_}")
+        losses = train_steps(
+            model,
+            sample_batches(steps),
+            cfg["lr"],
+            cfg["final_lr"],
+            tokenizer.pad_token_id,
+            cfg["answer_weight"],
+            f"pretrain round {round_}",
+        )
         accuracy = {name: check(model).accuracy for name, check in checks.items()}
-        record = {"round": round_, "steps": steps, "final_loss": sum(losses[-20:]) / len(losses[-20:]),
-                  "seconds": time.perf_counter() - started, **{f"val/{k}": v for k, v in accuracy.items()}}
+        record = {
+            "round": round_,
+            "steps": steps,
+            "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+            "seconds": time.perf_counter() - started,
+            **{f"val/{k}": v for k, v in accuracy.items()},
+        }
         history.append(record)
         log.info("pretraining round %d: %s", round_, record)
         prior_ok = all(accuracy[n] >= cfg["min_prior_accuracy"] for n, t in tasks.items() if t["role"] == "prior")
@@ -206,5 +223,7 @@ def _check_base(record: dict, tasks: dict, cfg: dict) -> None:
             log.warning(
                 "tiny base scores %.3f on new task %r, outside pretrain.new_accuracy_range=%s; "
                 "RL may have nothing to build on (too low) or little to gain (too high)",
-                acc, name, cfg["new_accuracy_range"],
+                acc,
+                name,
+                cfg["new_accuracy_range"],
             )

@@ -63,7 +63,7 @@ def tensor_files(model_dir: str | Path) -> dict[str, Path]:
     index = {}
     for file in files:
         with safe_open(file, framework="pt") as handle:
-            for name in handle.keys():
+            for name in handle.keys():  # noqa: SIM118 (safe_open has keys(), no __iter__)
                 index[name] = file
     return index
 
@@ -149,8 +149,16 @@ def _row_ranges(shape: list[int]) -> list[tuple[int, int]]:
 
 
 _DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
 }
 
 
@@ -166,7 +174,7 @@ class TensorFile:
 
     def __init__(self, path: Path):
         self.path = path
-        self.file = open(path, "rb")
+        self.file = open(path, "rb")  # noqa: SIM115 (read chunk by chunk until close())
         size = int.from_bytes(self.file.read(8), "little")
         self.header = json.loads(self.file.read(size))
         self.header.pop("__metadata__", None)
@@ -206,8 +214,13 @@ def _rank_percent(base: TensorFile, tuned: TensorFile, name: str, reference: tor
     return 100.0 * int(torch.linalg.matrix_rank(delta, rtol=RANK_RTOL)) / min(shape)
 
 
-def diff_checkpoint(base_dir: str | Path, tuned_dir: str | Path, thresholds: list[float], rank: bool = False,
-                    reference_dtype: str = "float32") -> pl.DataFrame:
+def diff_checkpoint(
+    base_dir: str | Path,
+    tuned_dir: str | Path,
+    thresholds: list[float],
+    rank: bool = False,
+    reference_dtype: str = "float32",
+) -> pl.DataFrame:
     """One row per parameter tensor: name, layer, bucket, stored dtype and the metrics."""
     return diff_run(base_dir, [(0, Path(tuned_dir))], thresholds, rank, reference_dtype).drop("step")
 
@@ -276,8 +289,11 @@ def diff_run(
                 if rank:
                     row["rank_percent"] = _rank_percent(base, file, name, reference)
                 rows.append(row)
-    types = {"layer": pl.Int64, "master_fro_norm": pl.Float64,
-             **{f"{kind}@{tau:g}": pl.Float64 for tau in thresholds for kind in ("master_sparsity", "erased")}}
+    types = {
+        "layer": pl.Int64,
+        "master_fro_norm": pl.Float64,
+        **{f"{kind}@{tau:g}": pl.Float64 for tau in thresholds for kind in ("master_sparsity", "erased")},
+    }
     if rank:
         types["rank_percent"] = pl.Float64
     return pl.DataFrame(rows, schema_overrides=types)

@@ -8,11 +8,11 @@ rule analyze_weights:
         f"logs/{RUN}/analyze_weights.log",
     benchmark:
         f"logs/benchmarks/{RUN}/analyze_weights.tsv"
+    conda:
+        "../../envs/esforget.yaml"
     params:
         code=code_of("analyze_weights.py"),
         analysis=config["analysis"],
         reference_dtype=lambda wc: training_dtype(run_method(wc)),
-    conda:
-        "../../envs/esforget.yaml"
     script:
         "../scripts/analyze_weights.py"

@@ -8,13 +8,13 @@ rule prepare_base_model:
         "logs/{model}/base/prepare_base_model.log",
     benchmark:
         "logs/benchmarks/{model}/base/prepare_base_model.tsv"
+    conda:
+        "../../envs/esforget.yaml"
+    threads: config["threads"]["pretrain"]
     params:
         code=code_of("prepare_base_model.py"),
         spec=lambda wc: config["models"][wc.model],
         tasks=lambda wc: {t: TASKS[t] for t in pretrain_tasks()},
         seed=config["data_seed"],
-    threads: config["threads"]["pretrain"]
-    conda:
-        "../../envs/esforget.yaml"
     script:
         "../scripts/prepare_base_model.py"

@@ -4,11 +4,11 @@ rule prepare_data:
         manifest="data/{task}/manifest.json",
     log:
         "logs/data/{task}.log",
+    conda:
+        "../../envs/esforget.yaml"
     params:
         code=code_of("prepare_data.py"),
         task=lambda wc: TASKS[wc.task],
         seed=config["data_seed"],
-    conda:
-        "../../envs/esforget.yaml"
     script:
         "../scripts/prepare_data.py"

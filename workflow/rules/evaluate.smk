@@ -13,13 +13,13 @@ rule evaluate_base:
         "logs/{model}/base/evaluate.log",
     benchmark:
         "logs/benchmarks/{model}/base/evaluate.tsv"
+    conda:
+        "../../envs/esforget.yaml"
+    threads: config["threads"]["evaluate"]
     params:
         code=code_of("evaluate.py"),
         evaluation=config["evaluation"],
         tasks=TASKS,
-    threads: config["threads"]["evaluate"]
-    conda:
-        "../../envs/esforget.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -36,12 +36,12 @@ rule evaluate_retention:
         f"logs/{RUN}/evaluate.log",
     benchmark:
         f"logs/benchmarks/{RUN}/evaluate.tsv"
+    conda:
+        "../../envs/esforget.yaml"
+    threads: config["threads"]["evaluate"]
     params:
         code=code_of("evaluate.py"),
         evaluation=config["evaluation"],
         tasks=TASKS,
-    threads: config["threads"]["evaluate"]
-    conda:
-        "../../envs/esforget.yaml"
     script:
         "../scripts/evaluate.py"

@@ -40,6 +40,8 @@ rule render_report:
         precision="results/report/precision.parquet",
     log:
         "logs/report/render_report.log",
+    conda:
+        "../../envs/esforget.yaml"
     params:
         code=code_of("render_report.py"),
         runs=runs(),
@@ -47,7 +49,5 @@ rule render_report:
         prior_tasks=[t for t in config["evaluation"]["tasks"] if TASKS[t]["role"] == "prior"],
         tau=config["analysis"]["sparsity_thresholds"][0],
         thresholds=config["analysis"]["sparsity_thresholds"],
-    conda:
-        "../../envs/esforget.yaml"
     script:
         "../scripts/render_report.py"

@@ -16,13 +16,13 @@ rule train_es:
         f"logs/benchmarks/{RUN}/train.tsv"
     wildcard_constraints:
         method=ES_METHODS,
+    conda:
+        "../../envs/esforget.yaml"
+    threads: config["threads"]["train_es"]
     params:
         code=code_of("train.py"),
         method=run_method,
         task=lambda wc: TASKS[wc.task],
-    threads: config["threads"]["train_es"]
-    conda:
-        "../../envs/esforget.yaml"
     script:
         "../scripts/train.py"
 
@@ -41,12 +41,12 @@ rule train_grpo:
         f"logs/benchmarks/{RUN}/train.tsv"
     wildcard_constraints:
         method=GRPO_METHODS,
+    conda:
+        "../../envs/esforget.yaml"
+    threads: config["threads"]["train_grpo"]
     params:
         code=code_of("train.py"),
         method=run_method,
         task=lambda wc: TASKS[wc.task],
-    threads: config["threads"]["train_grpo"]
-    conda:
-        "../../envs/esforget.yaml"
     script:
         "../scripts/train.py"

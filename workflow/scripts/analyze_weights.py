@@ -2,7 +2,9 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # the repository's package, also under --sdm conda
+sys.path.insert(
+    0, str(Path(snakemake.scriptdir).parents[1] / "src")
+)  # the repository's package, also under --sdm conda
 
 import polars as pl
 

@@ -2,7 +2,9 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # the repository's package, also under --sdm conda
+sys.path.insert(
+    0, str(Path(snakemake.scriptdir).parents[1] / "src")
+)  # the repository's package, also under --sdm conda
 
 from esforget.checkpoints import list_checkpoints
 from esforget.evaluate import EvalTask, evaluate, with_base
@@ -30,6 +32,8 @@ if snakemake.rule == "evaluate_base":
 else:
     labels = {"model": wc.model, "method": wc.method, "train_task": wc.task, "seed": int(wc.seed)}
     checkpoints = list_checkpoints(snakemake.input.checkpoints)
-    table = evaluate(checkpoints, tasks, labels, evaluation["batch_size"], snakemake.input.base_model, snakemake.threads)
+    table = evaluate(
+        checkpoints, tasks, labels, evaluation["batch_size"], snakemake.input.base_model, snakemake.threads
+    )
     table = with_base(table, read_parquet(snakemake.input.base), labels)
 write_parquet(table, snakemake.output[0])

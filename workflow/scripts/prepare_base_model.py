@@ -1,7 +1,9 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # the repository's package, also under --sdm conda
+sys.path.insert(
+    0, str(Path(snakemake.scriptdir).parents[1] / "src")
+)  # the repository's package, also under --sdm conda
 
 from esforget.base_model import prepare
 from esforget.logs import to_file

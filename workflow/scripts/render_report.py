@@ -1,16 +1,23 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # the repository's package, also under --sdm conda
+sys.path.insert(
+    0, str(Path(snakemake.scriptdir).parents[1] / "src")
+)  # the repository's package, also under --sdm conda
 
-from esforget.logs import to_file
 from esforget.io import write_parquet
+from esforget.logs import to_file
 from esforget.report import collect, precision_table, render
 
 to_file(snakemake.log[0])
 params = snakemake.params
 retention, per_tensor, norms, peaks, drift = collect(
-    snakemake.input.retention, snakemake.input.weights, snakemake.input.metrics, params.runs, params.methods, params.thresholds
+    snakemake.input.retention,
+    snakemake.input.weights,
+    snakemake.input.metrics,
+    params.runs,
+    params.methods,
+    params.thresholds,
 )
 precision = precision_table(norms, per_tensor, drift, params.methods, params.thresholds)
 table = render(

@@ -18,7 +18,7 @@ authors count accuracy).
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import polars as pl
 

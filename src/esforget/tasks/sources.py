@@ -19,7 +19,7 @@ from esforget.tasks import choice, countdown, make_frame
 
 SPLITS = ("train", "validation", "test")
 
-MATH_INSTRUCTION = " Let's think step by step and output the final answer after \"####\"."
+MATH_INSTRUCTION = ' Let\'s think step by step and output the final answer after "####".'
 """Suffix the authors append to GSM8K, MATH and OlympiadBench questions."""
 
 
@@ -171,7 +171,9 @@ def _hub(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame]:
     for split in SPLITS:
         name = source["splits"][split]
         if name not in converted:
-            ds = datasets.load_dataset(source["dataset"], source.get("config"), data_files=source.get("data_files"), split=name)
+            ds = datasets.load_dataset(
+                source["dataset"], source.get("config"), data_files=source.get("data_files"), split=name
+            )
             converted[name] = make_frame(loader(ds, source))
         frames[split] = _limit(converted[name], sizes.get(split), seed)
     return frames
@@ -299,7 +301,8 @@ MMLU_LETTERS = "ABCD"
 
 def mmlu_question(row: dict, with_answer: bool) -> str:
     """One MMLU question as the original 5-shot format writes it (Hendrycks et al.)."""
-    lines = [row["question"].strip(), *(f"{letter}. {choice}" for letter, choice in zip(MMLU_LETTERS, row["choices"]))]
+    options = (f"{letter}. {choice}" for letter, choice in zip(MMLU_LETTERS, row["choices"], strict=True))
+    lines = [row["question"].strip(), *options]
     answer = f"Answer: {MMLU_LETTERS[row['answer']]}" if with_answer else "Answer:"
     return "\n".join([*lines, answer])
 
@@ -321,7 +324,9 @@ def _mmlu_rows(ds, source) -> list[dict]:
         examples = shots.get(r["subject"], [])[: source["shots"]]
         if len(examples) < source["shots"]:
             raise ValueError(f"mmlu: only {len(examples)} {source['shots_split']!r} items for subject {r['subject']!r}")
-        header = f"The following are multiple choice questions (with answers) about {r['subject'].replace('_', ' ')}.\n\n"
+        header = (
+            f"The following are multiple choice questions (with answers) about {r['subject'].replace('_', ' ')}.\n\n"
+        )
         body = "\n\n".join([*(mmlu_question(e, True) for e in examples), mmlu_question(r, False)])
         rows.append(
             {
