@@ -6,6 +6,17 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER_DATA = REPO.parent / "shared" / "paper-data"
 
 
+MICRO_COUNTDOWN = {
+    "kind": "countdown_generator",
+    "count": 3,
+    "number_range": [1, 9],
+    "ops": ["+", "*"],
+    "target_range": [1, 100],
+    "prompt_style": "compact",
+}
+"""Countdown puzzles for the ES tests on the random micro model (its source config)."""
+
+
 @pytest.fixture(scope="session")
 def paper_data() -> Path:
     """The authors' task splits, which the project must not copy into its own tree."""

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from conftest import MICRO_COUNTDOWN
 
 from esforget import es
 from esforget.models import load_model
@@ -143,15 +144,7 @@ def test_bad_config_is_refused_with_the_value():
 def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_path):
     from esforget.tasks.sources import build_splits
 
-    source = {
-        "kind": "countdown_generator",
-        "count": 3,
-        "number_range": [1, 9],
-        "ops": ["+", "*"],
-        "target_range": [1, 100],
-        "prompt_style": "compact",
-    }
-    data = build_splits(source, {"train": 16, "validation": 8, "test": 8}, seed=0)
+    data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 8, "test": 8}, seed=0)
     cfg = es.ESConfig(
         iterations=3,
         population_size=4,

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from conftest import MICRO_COUNTDOWN
 
 from esforget import launch
 from esforget.io import write_parquet
@@ -112,15 +113,7 @@ def authors_loop(model, score, engines: int) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("authors")
-    source = {
-        "kind": "countdown_generator",
-        "count": 3,
-        "number_range": [1, 9],
-        "ops": ["+", "*"],
-        "target_range": [1, 100],
-        "prompt_style": "compact",
-    }
-    splits = build_splits(source, {"train": 8, "validation": 4, "test": 4}, seed=0)
+    splits = build_splits(MICRO_COUNTDOWN, {"train": 8, "validation": 4, "test": 4}, seed=0)
     for split in ("train", "validation"):
         write_parquet(splits[split], root / f"{split}.parquet")
     return root, splits

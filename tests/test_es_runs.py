@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import torch
+from conftest import MICRO_COUNTDOWN
 
 from esforget import launch
 from esforget.io import write_json, write_parquet
@@ -23,15 +24,7 @@ ITERATIONS = 24
 @pytest.fixture()
 def job(micro_model_dir, tmp_path):
     """An ES job on a random micro model: large σ so that members' greedy replies differ."""
-    source = {
-        "kind": "countdown_generator",
-        "count": 3,
-        "number_range": [1, 9],
-        "ops": ["+", "*"],
-        "target_range": [1, 100],
-        "prompt_style": "compact",
-    }
-    data = build_splits(source, {"train": 32, "validation": 8, "test": 8}, seed=0)
+    data = build_splits(MICRO_COUNTDOWN, {"train": 32, "validation": 8, "test": 8}, seed=0)
     for split in ("train", "validation"):
         write_parquet(data[split], tmp_path / f"{split}.parquet")
     method = {
