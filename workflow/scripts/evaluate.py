@@ -2,9 +2,8 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(
-    0, str(Path(snakemake.scriptdir).parents[1] / "src")
-)  # the repository's package, also under --sdm conda
+# Import the repository's package, also where the environment does not install it (--sdm conda).
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 from esforget.checkpoints import list_checkpoints
 from esforget.evaluate import EvalTask, evaluate, with_base
