@@ -3,6 +3,7 @@
 import copy
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 from snakemake.utils import validate
@@ -141,3 +142,24 @@ def test_the_conda_environment_is_pyprojects_dependencies_with_no_path_to_resolv
     assert pip == project["dependencies"] + project["optional-dependencies"]["gguf"]
     assert f"python={project['requires-python'].removeprefix('>=')}" in env["dependencies"]
     assert not [entry for entry in pip if entry.startswith(("-e", ".", "/", "file:"))]
+
+
+def test_a_split_not_prepared_from_this_config_is_refused_naming_what_differs(tmp_path):
+    from conftest import MICRO_COUNTDOWN
+
+    from esforget.io import write_parquet
+    from esforget.prepare_data import check_prepared, prepare_task
+
+    task = {"source": MICRO_COUNTDOWN, "splits": {"train": 8, "validation": 4, "test": 4}}
+    prepare_task(task, seed=7, out_dir=tmp_path)
+    split = tmp_path / "train.parquet"
+    check_prepared(split, task, 7)
+
+    with pytest.raises(ValueError, match=r"train.parquet was prepared with data_seed=7, the config has 8"):
+        check_prepared(split, task, 8)
+    wider = {**task, "source": {**MICRO_COUNTDOWN, "number_range": [1, 12]}}
+    with pytest.raises(ValueError, match=r"\['number_range'\] differ \(\[\[1, 9\]\] in its manifest, \[\[1, 12\]\]"):
+        check_prepared(split, wider, 7)
+    write_parquet(pl.read_parquet(split).head(3), split)  # bytes its manifest never hashed
+    with pytest.raises(ValueError, match="train.parquet does not hold the data its manifest records"):
+        check_prepared(split, task, 7)

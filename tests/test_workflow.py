@@ -188,3 +188,28 @@ def test_a_change_file_layered_over_the_profile_changes_only_its_keys(workdir, t
 def test_lint_is_clean():
     done = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_data_from_another_data_seed_stops_the_stage_that_reads_it(workdir, tmp_path):
+    """`data_seed` changed while Snakemake cannot see it (provenance triggers off, as after a
+    restore or a fresh clone): the evaluation refuses the old data instead of scoring on it."""
+    copy = Path(shutil.copytree(workdir, tmp_path / "copy", symlinks=True))
+    done = subprocess.run(
+        [
+            *SNAKEMAKE,
+            "--cores",
+            "1",
+            "--config",
+            "data_seed=8",
+            "--rerun-triggers",
+            "mtime",
+            "--forcerun",
+            "evaluate_base",
+        ],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    log = (copy / "logs/micro/base/evaluate.log").read_text()
+    assert "data/countdown/test.parquet was prepared with data_seed=7, the config has 8" in log

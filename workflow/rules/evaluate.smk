@@ -20,6 +20,7 @@ rule evaluate_base:
         code=code_of("evaluate.py"),
         evaluation=config["evaluation"],
         tasks=TASKS,
+        data_seed=config["data_seed"],
     script:
         "../scripts/evaluate.py"
 
@@ -43,5 +44,6 @@ rule evaluate_retention:
         code=code_of("evaluate.py"),
         evaluation=config["evaluation"],
         tasks=TASKS,
+        data_seed=config["data_seed"],
     script:
         "../scripts/evaluate.py"

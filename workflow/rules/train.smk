@@ -23,6 +23,7 @@ rule train_es:
         code=code_of("train.py"),
         method=run_method,
         task=lambda wc: TASKS[wc.task],
+        data_seed=config["data_seed"],
     script:
         "../scripts/train.py"
 
@@ -48,5 +49,6 @@ rule train_grpo:
         code=code_of("train.py"),
         method=run_method,
         task=lambda wc: TASKS[wc.task],
+        data_seed=config["data_seed"],
     script:
         "../scripts/train.py"

@@ -9,9 +9,12 @@ from esforget.checkpoints import list_checkpoints
 from esforget.evaluate import EvalTask, evaluate, with_base
 from esforget.io import read_parquet, write_parquet
 from esforget.logs import to_file
+from esforget.prepare_data import check_prepared
 
 to_file(snakemake.log[0])
 evaluation, all_tasks = snakemake.params.evaluation, snakemake.params.tasks
+for name, path in zip(evaluation["tasks"], snakemake.input.tasks, strict=True):
+    check_prepared(path, all_tasks[name], snakemake.params.data_seed)
 tasks = {
     name: EvalTask(
         read_parquet(path),

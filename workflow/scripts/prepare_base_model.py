@@ -6,8 +6,13 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 from esforget.base_model import prepare
 from esforget.logs import to_file
+from esforget.prepare_data import check_prepared
 
 to_file(snakemake.log[0])
+if snakemake.params.spec["kind"] == "tiny":  # pretrained here, on the tasks' splits
+    for name, task in snakemake.params.tasks.items():
+        for split in ("train", "validation"):
+            check_prepared(f"data/{name}/{split}.parquet", task, snakemake.params.seed)
 task_data = {
     name: {
         "scorer": task["scorer"],

@@ -8,9 +8,12 @@ import torch
 
 from esforget.launch import run
 from esforget.logs import to_file
+from esforget.prepare_data import check_prepared
 
 to_file(snakemake.log[0])
 task = snakemake.params.task
+for split in (snakemake.input.train, snakemake.input.validation):
+    check_prepared(split, task, snakemake.params.data_seed)
 job = {
     "method_name": snakemake.wildcards.method,
     "method": snakemake.params.method,
