@@ -111,8 +111,8 @@ class ESConfig:
             raise ValueError(
                 f"save_master=True with numerics={self.numerics!r}: only numerics 'master' keeps an fp32 master"
             )
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"dtype={self.dtype!r}: expected 'float32', 'bfloat16' or 'float16'")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r}: expected one of {sorted(DTYPES)}")
         if self.population_size < 2:
             raise ValueError(f"population_size={self.population_size}: fitness shaping needs at least 2")
         if self.checkpoint_every < 1 or self.validate_every < 1:

@@ -27,7 +27,7 @@ from transformers import TrainerCallback
 
 from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish
 from esforget.io import read_json, read_parquet, write_json, write_parquet
-from esforget.models import chat_prompt_ids, load_model, load_tokenizer, save_model
+from esforget.models import DTYPES, chat_prompt_ids, load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
 from esforget.tasks import reward_function
 
@@ -129,8 +129,8 @@ class GRPOMethodConfig:
             raise ValueError(
                 f"checkpoint_every={self.checkpoint_every} and validate_every={self.validate_every} must be ≥ 1"
             )
-        if self.checkpoint_dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"checkpoint_dtype={self.checkpoint_dtype!r}: expected 'float32', 'bfloat16' or 'float16'")
+        if self.checkpoint_dtype not in DTYPES:
+            raise ValueError(f"checkpoint_dtype={self.checkpoint_dtype!r}: expected one of {sorted(DTYPES)}")
         if self.dual_clip is not None and self.dual_clip <= 1 + self.epsilon:
             raise ValueError(f"dual_clip={self.dual_clip} must exceed 1 + epsilon = {1 + self.epsilon}")
 

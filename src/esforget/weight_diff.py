@@ -241,7 +241,7 @@ def diff_run(
     the run started from; ΔW is computed in fp32 whatever dtype was stored. One row per
     (step, tensor).
     """
-    reference = _DTYPES[{"float32": "F32", "bfloat16": "BF16", "float16": "F16"}[reference_dtype]]
+    reference = getattr(torch, reference_dtype)  # "float32" | "bfloat16" | "float16", checked by the configs
     base_index = tensor_files(base_dir)
     indexes = []
     for step, path in checkpoints:
