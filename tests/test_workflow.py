@@ -1,6 +1,7 @@
 """The whole DAG on the smallest config, run the way users run it, checked on its tables."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,24 +29,32 @@ def workdir(tmp_path_factory) -> Path:
     return root
 
 
-def read(root: Path, path: str) -> pl.DataFrame:
-    return pl.read_parquet(root / path)
+def one(root: Path, pattern: str) -> Path:
+    """The one path matching `pattern`: outputs live under ids hashing their definitions
+    (`countdown-1a2b3c4d`), one per task and model of a config."""
+    found = sorted(root.glob(pattern))
+    assert len(found) == 1, (pattern, found)
+    return found[0]
+
+
+def read(root: Path, pattern: str) -> pl.DataFrame:
+    return pl.read_parquet(one(root, pattern))
 
 
 def test_data_has_the_configured_splits_and_a_manifest(workdir):
     import json
 
-    manifest = json.loads((workdir / "data/countdown/manifest.json").read_text())
+    manifest = json.loads(one(workdir, "data/countdown-*/manifest.json").read_text())
     assert {s: v["rows"] for s, v in manifest["splits"].items()} == {"train": 64, "validation": 16, "test": 32}
     assert manifest["seed"] == 7 and len(manifest["splits"]["test"]["sha256"]) == 64
-    test = read(workdir, "data/countdown/test.parquet")
-    train = read(workdir, "data/countdown/train.parquet")
+    test = read(workdir, "data/countdown-*/test.parquet")
+    train = read(workdir, "data/countdown-*/train.parquet")
     assert set(test["prompt"]).isdisjoint(train["prompt"])
 
 
 def test_retention_table_scores_every_checkpoint_on_every_task(workdir):
     for method in ("es", "grpo"):
-        table = read(workdir, f"results/micro/{method}/countdown/seed0/retention.parquet")
+        table = read(workdir, f"results/micro-*/{method}/countdown-*/seed0/retention.parquet")
         # the generative probe on every task; the log-likelihood probes on the multiple-choice one
         probes = {"arith": ["generative", "loglikelihood", "loglikelihood_norm"], "countdown": ["generative"]}
         assert table.select("step", "eval_task", "probe").rows() == [
@@ -62,8 +71,8 @@ def test_retention_table_scores_every_checkpoint_on_every_task(workdir):
             r[2] > 0 for r in kl if r[1] == "arith" and r[0] > 0
         )
     # Step 0 is the base for both methods: the same numbers.
-    es0 = read(workdir, "results/micro/es/countdown/seed0/retention.parquet").filter(pl.col("step") == 0)
-    grpo0 = read(workdir, "results/micro/grpo/countdown/seed0/retention.parquet").filter(pl.col("step") == 0)
+    es0 = read(workdir, "results/micro-*/es/countdown-*/seed0/retention.parquet").filter(pl.col("step") == 0)
+    grpo0 = read(workdir, "results/micro-*/grpo/countdown-*/seed0/retention.parquet").filter(pl.col("step") == 0)
     assert es0["accuracy"].to_list() == grpo0["accuracy"].to_list()
 
 
@@ -73,7 +82,7 @@ def test_both_methods_move_the_weights_and_the_analysis_sees_it(workdir):
         run = norms.filter(pl.col("method") == method).sort("step")
         assert run["step"].to_list() == [0, 2, 4]
         assert run["fro_norm"][0] == 0 and run["fro_norm"][2] > 0
-    per_tensor = read(workdir, "results/micro/grpo/countdown/seed0/weight_diff.parquet")
+    per_tensor = read(workdir, "results/micro-*/grpo/countdown-*/seed0/weight_diff.parquet")
     assert {"Q", "K", "V", "O", "MLP", "LayerNorm", "embedding"} <= set(per_tensor["bucket"])
     assert per_tensor["sparsity@1e-06"].is_between(0, 1).all()
     matrices = per_tensor.filter(pl.col("bucket").is_in(["Q", "K", "V", "O", "MLP"]))
@@ -92,14 +101,14 @@ def test_the_precision_table_shows_storage_rounding_and_restore_drift(workdir):
     authors, exact = precision["es_fp16_authors"], precision["es"]
     assert authors["stored_dtype"] == "float16" and authors["drift_share"] > 0
     assert exact["drift_share"] == 0 and exact["master_fro_norm"] is None
-    assert (workdir / "results/micro/grpo/countdown/seed0/checkpoints/step000004/master/model.safetensors").exists()
+    assert one(workdir, "results/micro-*/grpo/countdown-*/seed0/checkpoints/step000004/master/model.safetensors")
 
 
 def test_metrics_tables_have_one_row_per_step(workdir):
-    es = read(workdir, "results/micro/es/countdown/seed0/metrics.parquet")
+    es = read(workdir, "results/micro-*/es/countdown-*/seed0/metrics.parquet")
     assert es["step"].to_list() == [1, 2, 3, 4]
     assert {"fitness/mean", "fitness/std", "update/total_norm", "val/accuracy"} <= set(es.columns)
-    grpo = read(workdir, "results/micro/grpo/countdown/seed0/metrics.parquet")
+    grpo = read(workdir, "results/micro-*/grpo/countdown-*/seed0/metrics.parquet")
     assert grpo["step"].to_list() == [1, 2, 3, 4]
     assert grpo["reward/mean"].is_not_null().all() and grpo["loss"].is_not_null().all()
 
@@ -123,14 +132,14 @@ def test_report_has_figures_and_the_accuracy_table(workdir):
 
 def test_every_stage_logged_to_its_file(workdir):
     for log in (
-        "data/countdown.log",
-        "micro/base/prepare_base_model.log",
-        "micro/es/countdown/seed0/train.log",
-        "micro/grpo/countdown/seed0/evaluate.log",
-        "micro/es/countdown/seed0/analyze_weights.log",
+        "data/countdown-*.log",
+        "micro-*/base/prepare_base_model.log",
+        "micro-*/es/countdown-*/seed0/train.log",
+        "micro-*/grpo/countdown-*/seed0/evaluate.log",
+        "micro-*/es/countdown-*/seed0/analyze_weights.log",
     ):
-        assert (workdir / "logs" / log).exists(), log
-    assert "iteration 4" in (workdir / "logs/micro/es/countdown/seed0/train.log").read_text()
+        assert one(workdir / "logs", log)
+    assert "iteration 4" in one(workdir, "logs/micro-*/es/countdown-*/seed0/train.log").read_text()
 
 
 def planned_jobs(workdir, env=None) -> dict[str, str]:
@@ -190,26 +199,19 @@ def test_lint_is_clean():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def test_data_from_another_data_seed_stops_the_stage_that_reads_it(workdir, tmp_path):
-    """`data_seed` changed while Snakemake cannot see it (provenance triggers off, as after a
-    restore or a fresh clone): the evaluation refuses the old data instead of scoring on it."""
+def test_data_its_manifest_disowns_stops_the_stage_that_reads_it(workdir, tmp_path):
+    """Data in the config's folder that another seed made (restored by hand, copied from
+    elsewhere) while Snakemake cannot see it (provenance triggers off): the evaluation refuses
+    it instead of scoring on it."""
     copy = Path(shutil.copytree(workdir, tmp_path / "copy", symlinks=True))
+    manifest = one(copy, "data/countdown-*/manifest.json")
+    manifest.write_text(manifest.read_text().replace('"seed": 7', '"seed": 8'))
     done = subprocess.run(
-        [
-            *SNAKEMAKE,
-            "--cores",
-            "1",
-            "--config",
-            "data_seed=8",
-            "--rerun-triggers",
-            "mtime",
-            "--forcerun",
-            "evaluate_base",
-        ],
+        [*SNAKEMAKE, "--cores", "1", "--rerun-triggers", "mtime", "--forcerun", "evaluate_base"],
         cwd=copy,
         capture_output=True,
         text=True,
     )
     assert done.returncode != 0
-    log = (copy / "logs/micro/base/evaluate.log").read_text()
-    assert "data/countdown/test.parquet was prepared with data_seed=7, the config has 8" in log
+    log = one(copy, "logs/micro-*/base/evaluate.log").read_text()
+    assert re.search(r"data/countdown-\w+/test.parquet was prepared with data_seed=8, the config has 7", log)

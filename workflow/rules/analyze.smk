@@ -1,6 +1,6 @@
 rule analyze_weights:
     input:
-        base="results/{model}/base/model",
+        base=f"{BASE_DIR}/model",
         checkpoints=f"{RUN_DIR}/checkpoints",
     output:
         f"{RUN_DIR}/weight_diff.parquet",
@@ -14,5 +14,6 @@ rule analyze_weights:
         code=code_of("analyze_weights.py"),
         analysis=config["analysis"],
         reference_dtype=lambda wc: training_dtype(run_method(wc)),
+        names=names,
     script:
         "../scripts/analyze_weights.py"

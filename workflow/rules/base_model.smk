@@ -2,19 +2,20 @@ rule prepare_base_model:
     input:
         base_model_inputs,
     output:
-        model=directory("results/{model}/base/model"),
-        history="results/{model}/base/pretrain_history.parquet",
+        model=directory(f"{BASE_DIR}/model"),
+        history=f"{BASE_DIR}/pretrain_history.parquet",
     log:
-        "logs/{model}/base/prepare_base_model.log",
+        "logs/{model_id}/base/prepare_base_model.log",
     benchmark:
-        "logs/benchmarks/{model}/base/prepare_base_model.tsv"
+        "logs/benchmarks/{model_id}/base/prepare_base_model.tsv"
     conda:
         "../../envs/esforget.yaml"
     threads: config["threads"]["pretrain"]
     params:
         code=code_of("prepare_base_model.py"),
-        spec=lambda wc: config["models"][wc.model],
-        tasks=lambda wc: {t: TASKS[t] for t in pretrain_tasks()},
+        spec=lambda wc: config["models"][MODEL_OF[wc.model_id]],
+        tasks=lambda wc: {t: TASKS[t] for t in pretrain_data(wc)},
+        splits=pretrain_data,
         seed=config["data_seed"],
     script:
         "../scripts/prepare_base_model.py"

@@ -4,6 +4,7 @@ import itertools
 
 from pathlib import Path
 
+from esforget import layout
 from esforget.config import check as check_config
 from esforget.config import method_for_run
 from esforget.methods import training_dtype
@@ -14,8 +15,12 @@ check_config(config)
 TASKS = config["tasks"]
 METHODS = config["methods"]
 SPLITS = ["train", "validation", "test"]
-RUN = "{model}/{method}/{task}/seed{seed}"
+# Outputs live under ids that hash what defines them (`countdown-1a2b3c4d`, see esforget.layout):
+# differently defined tasks and models of the same name never share a path.
+TASK_OF, MODEL_OF = layout.ids(config)
+RUN = "{model_id}/{method}/{task_id}/seed{seed}"
 RUN_DIR = f"results/{RUN}"
+BASE_DIR = "results/{model_id}/base"
 
 
 def _one_of(names):
@@ -23,8 +28,8 @@ def _one_of(names):
 
 
 wildcard_constraints:
-    model=_one_of(config["models"]),
-    task=_one_of(TASKS),
+    model_id=_one_of(MODEL_OF),
+    task_id=_one_of(TASK_OF),
     method=_one_of(METHODS),
     seed=r"\d+",
     split=_one_of(SPLITS),
@@ -35,12 +40,20 @@ GRPO_METHODS = _one_of(n for n, m in METHODS.items() if m["algorithm"] == "grpo"
 
 
 def runs():
-    """Every (model, method, task, seed) of the config, as wildcard dicts."""
+    """Every (model, method, task, seed) of the config, by name."""
     r = config["runs"]
     return [
         dict(model=m, method=meth, task=t, seed=s)
         for m, meth, t, s in itertools.product(r["models"], r["methods"], r["tasks"], config["seeds"])
     ]
+
+
+def names(wildcards):
+    """The model and task names (and method, seed) behind a job's directory ids."""
+    named = {"model": MODEL_OF[wildcards.model_id]}
+    if "task_id" in wildcards.keys():
+        named.update(task=TASK_OF[wildcards.task_id], method=wildcards.method, seed=int(wildcards.seed))
+    return named
 
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
@@ -56,26 +69,32 @@ def code_of(script):
 
 def run_method(wildcards):
     """The method's keys for this run, `runs.overrides` applied."""
-    return method_for_run(config, wildcards.model, wildcards.method, wildcards.task)
+    return method_for_run(config, MODEL_OF[wildcards.model_id], wildcards.method, TASK_OF[wildcards.task_id])
 
 
-def run_paths(pattern):
-    return [pattern.format(**run) for run in runs()]
+def run_paths(name):
+    """The file `name` of every run's folder."""
+    return [f"{layout.run_dir(config, **run)}/{name}" for run in runs()]
 
 
 def split_path(task, split):
-    return f"data/{task}/{split}.parquet"
+    return layout.split_path(config, task, split)
 
 
-def pretrain_tasks():
-    """Tasks the tiny base is pretrained on: every task that is trained on or evaluated."""
-    return sorted(set(config["runs"]["tasks"]) | set(config["evaluation"]["tasks"]))
+def run_split(split):
+    """Input function: the split of the run's training task."""
+    return lambda wildcards: split_path(TASK_OF[wildcards.task_id], split)
+
+
+def pretrain_data(wildcards):
+    """The train and validation splits a tiny base is pretrained on, by task; none for other models."""
+    if config["models"][MODEL_OF[wildcards.model_id]]["kind"] != "tiny":
+        return {}
+    return {task: {s: split_path(task, s) for s in ("train", "validation")} for task in layout.pretrain_tasks(config)}
 
 
 def base_model_inputs(wildcards):
-    if config["models"][wildcards.model]["kind"] != "tiny":
-        return []
-    return [split_path(t, s) for t in pretrain_tasks() for s in ("train", "validation")]
+    return [path for splits in pretrain_data(wildcards).values() for path in splits.values()]
 
 
 def eval_inputs(wildcards):

@@ -1,14 +1,14 @@
 rule prepare_data:
     output:
-        splits=expand("data/{{task}}/{split}.parquet", split=SPLITS),
-        manifest="data/{task}/manifest.json",
+        splits=expand("data/{{task_id}}/{split}.parquet", split=SPLITS),
+        manifest="data/{task_id}/manifest.json",
     log:
-        "logs/data/{task}.log",
+        "logs/data/{task_id}.log",
     conda:
         "../../envs/esforget.yaml"
     params:
         code=code_of("prepare_data.py"),
-        task=lambda wc: TASKS[wc.task],
+        task=lambda wc: TASKS[TASK_OF[wc.task_id]],
         seed=config["data_seed"],
     script:
         "../scripts/prepare_data.py"

@@ -5,14 +5,14 @@
 
 rule evaluate_base:
     input:
-        model="results/{model}/base/model",
+        model=f"{BASE_DIR}/model",
         tasks=eval_inputs,
     output:
-        "results/{model}/base/retention.parquet",
+        f"{BASE_DIR}/retention.parquet",
     log:
-        "logs/{model}/base/evaluate.log",
+        "logs/{model_id}/base/evaluate.log",
     benchmark:
-        "logs/benchmarks/{model}/base/evaluate.tsv"
+        "logs/benchmarks/{model_id}/base/evaluate.tsv"
     conda:
         "../../envs/esforget.yaml"
     threads: config["threads"]["evaluate"]
@@ -21,6 +21,7 @@ rule evaluate_base:
         evaluation=config["evaluation"],
         tasks=TASKS,
         data_seed=config["data_seed"],
+        names=names,
     script:
         "../scripts/evaluate.py"
 
@@ -28,8 +29,8 @@ rule evaluate_base:
 rule evaluate_retention:
     input:
         checkpoints=f"{RUN_DIR}/checkpoints",
-        base="results/{model}/base/retention.parquet",
-        base_model="results/{model}/base/model",  # for the divergence KL(base ‖ checkpoint)
+        base=f"{BASE_DIR}/retention.parquet",
+        base_model=f"{BASE_DIR}/model",  # for the divergence KL(base ‖ checkpoint)
         tasks=eval_inputs,
     output:
         f"{RUN_DIR}/retention.parquet",
@@ -45,5 +46,6 @@ rule evaluate_retention:
         evaluation=config["evaluation"],
         tasks=TASKS,
         data_seed=config["data_seed"],
+        names=names,
     script:
         "../scripts/evaluate.py"

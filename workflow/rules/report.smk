@@ -1,8 +1,8 @@
 rule render_report:
     input:
-        retention=run_paths(f"{RUN_DIR}/retention.parquet"),
-        weights=run_paths(f"{RUN_DIR}/weight_diff.parquet"),
-        metrics=run_paths(f"{RUN_DIR}/metrics.parquet"),
+        retention=run_paths("retention.parquet"),
+        weights=run_paths("weight_diff.parquet"),
+        metrics=run_paths("metrics.parquet"),
     output:
         html=report(
             "results/report/report.html",

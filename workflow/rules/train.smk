@@ -4,9 +4,9 @@
 
 rule train_es:
     input:
-        base="results/{model}/base/model",
-        train=lambda wc: split_path(wc.task, "train"),
-        validation=lambda wc: split_path(wc.task, "validation"),
+        base=f"{BASE_DIR}/model",
+        train=run_split("train"),
+        validation=run_split("validation"),
     output:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
         metrics=f"{RUN_DIR}/metrics.parquet",
@@ -22,7 +22,7 @@ rule train_es:
     params:
         code=code_of("train.py"),
         method=run_method,
-        task=lambda wc: TASKS[wc.task],
+        task=lambda wc: TASKS[TASK_OF[wc.task_id]],
         data_seed=config["data_seed"],
     script:
         "../scripts/train.py"
@@ -30,9 +30,9 @@ rule train_es:
 
 rule train_grpo:
     input:
-        base="results/{model}/base/model",
-        train=lambda wc: split_path(wc.task, "train"),
-        validation=lambda wc: split_path(wc.task, "validation"),
+        base=f"{BASE_DIR}/model",
+        train=run_split("train"),
+        validation=run_split("validation"),
     output:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
         metrics=f"{RUN_DIR}/metrics.parquet",
@@ -48,7 +48,7 @@ rule train_grpo:
     params:
         code=code_of("train.py"),
         method=run_method,
-        task=lambda wc: TASKS[wc.task],
+        task=lambda wc: TASKS[TASK_OF[wc.task_id]],
         data_seed=config["data_seed"],
     script:
         "../scripts/train.py"

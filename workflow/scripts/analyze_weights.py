@@ -13,7 +13,6 @@ from esforget.logs import to_file
 from esforget.weight_diff import diff_run
 
 to_file(snakemake.log[0])
-wc = snakemake.wildcards
 analysis = snakemake.params.analysis
 table = diff_run(
     snakemake.input.base,
@@ -22,5 +21,6 @@ table = diff_run(
     rank=analysis.get("rank", False),
     reference_dtype=snakemake.params.reference_dtype,  # ΔW against the base as training saw it
 )
-labels = {"model": wc.model, "method": wc.method, "train_task": wc.task, "seed": int(wc.seed)}
+run = snakemake.params.names
+labels = {"model": run["model"], "method": run["method"], "train_task": run["task"], "seed": run["seed"]}
 write_parquet(table.with_columns(*(pl.lit(v).alias(k) for k, v in labels.items())), snakemake.output[0])

@@ -26,13 +26,13 @@ tasks = {
     )
     for name, path in zip(evaluation["tasks"], snakemake.input.tasks, strict=True)
 }
-wc = snakemake.wildcards
+run = snakemake.params.names
 if snakemake.rule == "evaluate_base":
-    labels = {"model": wc.model, "method": "base", "train_task": "", "seed": 0}
+    labels = {"model": run["model"], "method": "base", "train_task": "", "seed": 0}
     checkpoints = [(0, snakemake.input.model)]
     table = evaluate(checkpoints, tasks, labels, evaluation["batch_size"], snakemake.input.model, snakemake.threads)
 else:
-    labels = {"model": wc.model, "method": wc.method, "train_task": wc.task, "seed": int(wc.seed)}
+    labels = {"model": run["model"], "method": run["method"], "train_task": run["task"], "seed": run["seed"]}
     checkpoints = list_checkpoints(snakemake.input.checkpoints)
     table = evaluate(
         checkpoints, tasks, labels, evaluation["batch_size"], snakemake.input.base_model, snakemake.threads

@@ -9,18 +9,17 @@ from esforget.logs import to_file
 from esforget.prepare_data import check_prepared
 
 to_file(snakemake.log[0])
-if snakemake.params.spec["kind"] == "tiny":  # pretrained here, on the tasks' splits
-    for name, task in snakemake.params.tasks.items():
-        for split in ("train", "validation"):
-            check_prepared(f"data/{name}/{split}.parquet", task, snakemake.params.seed)
+splits = snakemake.params.splits  # task → split → path; none unless pretrained here
+for name, paths in splits.items():
+    for path in paths.values():
+        check_prepared(path, snakemake.params.tasks[name], snakemake.params.seed)
 task_data = {
     name: {
         "scorer": task["scorer"],
         "role": task["role"],
         "max_new_tokens": task["max_new_tokens"],
         "stop_strings": task.get("stop_strings", []),
-        "train": f"data/{name}/train.parquet",
-        "validation": f"data/{name}/validation.parquet",
+        **splits[name],
     }
     for name, task in snakemake.params.tasks.items()
 }
