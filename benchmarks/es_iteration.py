@@ -47,11 +47,11 @@ def load(name: str):
     from esforget.base_model import _smollm2_folder
 
     if name == "tiny":
-        pretrained = Path("results/tiny/base/model")
-        if pretrained.is_dir():  # the default profile's base, if the pipeline has run
+        built = sorted(Path("results").glob("tiny-*/base/model"), key=lambda p: p.stat().st_mtime)
+        if built:  # the default profile's base (the newest), if the pipeline has run
             from esforget.models import load_model, load_tokenizer
 
-            return load_model(pretrained), load_tokenizer(pretrained), "compact", 24
+            return load_model(built[-1]), load_tokenizer(built[-1]), "compact", 24
         tokenizer = tiny_model.build_tokenizer()
         arch = {"hidden_size": 96, "intermediate_size": 256, "layers": 3, "heads": 4, "max_positions": 256}
         return tiny_model.build_model(arch, tokenizer, seed=0).eval(), tokenizer, "compact", 24
