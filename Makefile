@@ -2,15 +2,19 @@
 #   make run    create .venv, install, run the default profile end to end
 #   make test   create .venv, install, run the test suite
 #   make lint   ruff (lint and format), snakefmt and `snakemake --lint`, as CI runs them
+#   make save MSG="…"   version data/ and results/ with DVC and commit them (esforget.versions)
+#   make restore REV=…  check out REV and bring back its outputs, current in Snakemake's eyes
+# CONFIG="config/smollm2.yaml" points save and restore at another profile (as --configfile).
 # GPU machines: `make run CONSTRAINTS=` installs the regular (CUDA) torch instead of the
 # CPU build pinned in constraints/cpu.txt.
 
 VENV ?= .venv
 PYTHON ?= python3
 CONSTRAINTS ?= -c constraints/cpu.txt
+CONFIG ?= config/config.yaml
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint save restore clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +35,12 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint
+
+save: setup
+	$(BIN)/python -m esforget.versions save -m "$(MSG)" --configfile $(CONFIG)
+
+restore: setup
+	$(BIN)/python -m esforget.versions restore $(REV) --configfile $(CONFIG)
 
 clean:
 	rm -rf results logs .snakemake

@@ -1,3 +1,6 @@
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,23 @@ def micro_model_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("micro") / "model"
     save_model(model, tokenizer, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory) -> Path:
+    """A copy of the workflow with the e2e config, run once, as users run it (profiles/default
+    applies). Tests that change it work on a copy of their own."""
+    root = tmp_path_factory.mktemp("workflow")
+    shutil.copy(REPO / "Snakefile", root)
+    for folder in ("workflow", "envs", "profiles"):
+        shutil.copytree(REPO / folder, root / folder)
+    (root / "config").mkdir()
+    shutil.copy(REPO / "tests" / "e2e" / "config.yaml", root / "config" / "config.yaml")
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", "rules"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root

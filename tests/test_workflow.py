@@ -15,18 +15,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """A copy of the workflow with the micro config, run once for every test of this module."""
-    root = tmp_path_factory.mktemp("workflow")
-    shutil.copy(REPO / "Snakefile", root)
-    shutil.copytree(REPO / "workflow", root / "workflow")
-    shutil.copytree(REPO / "envs", root / "envs")
-    shutil.copytree(REPO / "profiles", root / "profiles")  # profiles/default applies, as for users
-    (root / "config").mkdir()
-    shutil.copy(REPO / "tests" / "e2e" / "config.yaml", root / "config" / "config.yaml")
-    done = subprocess.run([*SNAKEMAKE, "--cores", "2", "--quiet", "rules"], cwd=root, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root
+def workdir(e2e_run) -> Path:
+    return e2e_run
 
 
 def one(root: Path, pattern: str) -> Path:
@@ -142,22 +132,25 @@ def test_every_stage_logged_to_its_file(workdir):
     assert "iteration 4" in one(workdir, "logs/micro-*/es/countdown-*/seed0/train.log").read_text()
 
 
-def planned_jobs(workdir, env=None) -> dict[str, str]:
-    """The job counts of a dry run (rule → count), {} when there is nothing to do."""
-    done = subprocess.run([*SNAKEMAKE, "--cores", "1", "-n"], cwd=workdir, capture_output=True, text=True, env=env)
+def planned_jobs(workdir, env=None, change: str | None = None) -> dict[str, int]:
+    """The job counts of a dry run (rule → count), {} when there is nothing to do; `change` is
+    YAML layered over the profile (`--configfile config/config.yaml change.yaml`)."""
+    layered = []
+    if change is not None:
+        (workdir / "change.yaml").write_text(change)
+        layered = ["--configfile", "config/config.yaml", "change.yaml"]
+    done = subprocess.run(
+        [*SNAKEMAKE, "--cores", "1", "-n", "--quiet", "rules", *layered],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    rules = {
-        "prepare_data",
-        "prepare_base_model",
-        "evaluate_base",
-        "train_es",
-        "train_grpo",
-        "evaluate_retention",
-        "analyze_weights",
-        "render_report",
-    }
     rows = (line.split() for line in done.stdout.splitlines())
-    return {row[0]: row[1] for row in rows if len(row) == 2 and row[0] in rules and row[1].isdigit()}
+    return {
+        row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] not in ("all", "total")
+    }
 
 
 def test_a_line_of_evaluation_code_reruns_evaluation_and_what_follows_only(workdir, tmp_path):
@@ -170,7 +163,7 @@ def test_a_line_of_evaluation_code_reruns_evaluation_and_what_follows_only(workd
     assert planned_jobs(workdir, env) == {}
     with open(package / "evaluate.py", "a") as handle:
         handle.write("\n# one more line\n")
-    assert planned_jobs(workdir, env) == {"evaluate_base": "1", "evaluate_retention": "3", "render_report": "1"}
+    assert planned_jobs(workdir, env) == {"evaluate_base": 1, "evaluate_retention": 3, "render_report": 1}
 
 
 def test_a_second_run_has_nothing_to_do(workdir):
@@ -178,20 +171,34 @@ def test_a_second_run_has_nothing_to_do(workdir):
     assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr
 
 
-def test_a_change_file_layered_over_the_profile_changes_only_its_keys(workdir, tmp_path):
-    change = tmp_path / "seeds.yaml"
-    change.write_text("seeds: [0, 1]\n")
-    plan = subprocess.run(
-        [*SNAKEMAKE, "--cores", "1", "-n", "--configfile", "config/config.yaml", str(change)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    jobs = dict(
-        line.split()[:2] for line in plan.stdout.splitlines() if line.split()[:1] in (["train_es"], ["prepare_data"])
-    )
-    assert jobs == {"train_es": "2"}  # seed 1 of both ES methods is new; seed 0, the data and the base are done
+# What a change reruns, exactly (3 runs: es, es_fp16_authors, grpo on countdown, seed 0).
+EVERYTHING = {
+    "prepare_data": 2,
+    "prepare_base_model": 1,
+    "evaluate_base": 1,
+    "train_es": 2,
+    "train_grpo": 1,
+    "evaluate_retention": 3,
+    "analyze_weights": 3,
+    "render_report": 1,
+}
+NEW_SEED = {"train_es": 2, "train_grpo": 1, "evaluate_retention": 3, "analyze_weights": 3, "render_report": 1}
+ONE_ES_RUN = {"train_es": 1, "evaluate_retention": 1, "analyze_weights": 1, "render_report": 1}
+EVALUATION = {"evaluate_base": 1, "evaluate_retention": 3, "render_report": 1}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ("seeds: [0, 1]", NEW_SEED),  # seed 1 of every method is new; seed 0, the data and the base are done
+        ("methods: {es: {sigma: 0.2}}", ONE_ES_RUN),  # the other ES method and GRPO untouched
+        ("evaluation: {split: validation}", EVALUATION),  # data, base and training untouched
+        ("data_seed: 8", EVERYTHING),  # new data under new ids: everything after it anew
+    ],
+    ids=["seeds", "es-sigma", "evaluation-split", "data-seed"],
+)
+def test_a_change_layered_over_the_profile_reruns_exactly_what_it_affects(workdir, change, expected):
+    assert planned_jobs(workdir, change=change) == expected
 
 
 def test_lint_is_clean():

@@ -11,6 +11,7 @@ resumable state; when the run ends, `publish` moves the checkpoints into the dec
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -55,6 +56,13 @@ def drop_checkpoints_after(work: Path, step: int) -> None:
     for child in (work / "checkpoints").glob("step??????"):
         if int(child.name[4:]) > step:
             shutil.rmtree(child)
+
+
+def run_fingerprint(algorithm: str, cfg, seed: int, base_dir: str | Path) -> dict:
+    """What defines a run's weights: its algorithm's typed config, seed and base. Kept with the
+    resumable state (a resume under another config is refused) and published as
+    `run_config.json` (a restored run is checked against the config, `esforget.versions`)."""
+    return {"algorithm": algorithm, "seed": seed, "base": str(base_dir), **dataclasses.asdict(cfg)}
 
 
 def publish(work: Path, out: Path, metrics: pl.DataFrame, run_config: dict) -> None:

@@ -77,6 +77,28 @@ def check(config: dict) -> None:
                 )
 
 
+DEFAULT_CONFIGFILES = ("config/config.yaml",)
+SCHEMA = "workflow/schemas/config.schema.yaml"
+
+
+def load(configfiles: list[str] | tuple[str, ...] = DEFAULT_CONFIGFILES, root: str | Path = ".") -> dict:
+    """The config as the Snakefile resolves it, for tools that run beside Snakemake: the files
+    deep-merged in order (later keys win, as `--configfile a b`), validated against the schema
+    with its defaults filled in, then the cross-field checks."""
+    import yaml
+    from snakemake.utils import update_config, validate
+
+    config: dict = {}
+    for file in configfiles:
+        path = Path(root) / file
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} not found")
+        update_config(config, yaml.safe_load(path.read_text()) or {})
+    validate(config, str(Path(root) / SCHEMA))
+    check(config)
+    return config
+
+
 def method_for_run(config: dict, model: str, method: str, task: str) -> dict:
     """The keys of `methods.<method>` for one run: the method with every `runs.overrides` entry
     whose `match` fits (model, method, task) applied in order, later entries winning. This is

@@ -32,7 +32,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish
+from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish, run_fingerprint
 from esforget.distributed import Group
 from esforget.es_noise import Noise, member_seed, paper_member_seeds
 from esforget.io import atomic_path, read_json, write_json
@@ -388,7 +388,7 @@ def train(
     # -- seeding: everything random below derives from `seed` and the iteration --
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    fingerprint = {"algorithm": "es", "seed": seed, "base": str(base_dir), **asdict(cfg)}
+    fingerprint = run_fingerprint("es", cfg, seed, base_dir)
 
     model = load_model(base_dir, cfg.dtype, group.device)
     tokenizer = load_tokenizer(base_dir)

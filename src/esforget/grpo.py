@@ -18,14 +18,14 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 import torch
 from transformers import TrainerCallback
 
-from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish
+from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish, run_fingerprint
 from esforget.io import read_json, read_parquet, write_json, write_parquet
 from esforget.models import DTYPES, chat_prompt_ids, load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
@@ -400,7 +400,7 @@ def train(
     out = Path(out_dir)
     work = partial_dir(out)
     torch.set_num_threads(threads)
-    fingerprint = {"algorithm": "grpo", "seed": seed, "base": str(base_dir), **asdict(cfg)}
+    fingerprint = run_fingerprint("grpo", cfg, seed, base_dir)
     tokenizer = load_tokenizer(base_dir)
     train_rows = drop_overlong(train_rows, tokenizer, cfg.max_prompt_length)
     if train_rows.height < cfg.prompts_per_rollout:

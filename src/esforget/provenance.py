@@ -74,3 +74,14 @@ def stage_hash(script: str | Path, package_dir: str | Path | None = None) -> str
         name = file.name if file == Path(script) else str(file.relative_to(package_dir))
         digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def canonical(value):
+    """`value` with every mapping's keys sorted, recursively. Snakemake compares params by their
+    repr, key order included: passing a config in this form means reordering the keys of a YAML
+    file (or writing it back with a YAML library) reruns nothing."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value

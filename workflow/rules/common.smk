@@ -8,9 +8,10 @@ from esforget import layout
 from esforget.config import check as check_config
 from esforget.config import method_for_run
 from esforget.methods import training_dtype
-from esforget.provenance import stage_hash
+from esforget.provenance import canonical, stage_hash
 
 check_config(config)
+config.update(canonical(config))  # params compared by repr: key order in the YAML must not matter
 
 TASKS = config["tasks"]
 METHODS = config["methods"]
