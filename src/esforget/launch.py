@@ -34,6 +34,8 @@ from pathlib import Path
 from esforget import methods
 from esforget.io import read_json, read_parquet, write_json
 
+log = logging.getLogger(__name__)
+
 
 def train(job: dict) -> None:
     """Run one job described by plain values (paths, not frames), as `run` writes it."""
@@ -88,6 +90,7 @@ def run(job: dict, processes: int) -> None:
                 "esforget.launch",
                 str(spec),
             ]
+        log.info("training in %d processes under %s", processes, command[2])
         # The launcher runs under a guard that arms its parent-death signal and then execs it
         # (the signal survives exec); its children write where this job's log goes.
         guarded = [sys.executable, "-m", "esforget.launch", GUARD, str(os.getpid()), "--", *command]

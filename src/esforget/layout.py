@@ -40,10 +40,15 @@ def pretrain_tasks(config: dict) -> list[str]:
     return sorted(set(config["runs"]["tasks"]) | set(config["evaluation"]["tasks"]))
 
 
+def model_definition(spec: dict) -> dict:
+    """A model's keys that decide its weights: all but `resources` (where its jobs run)."""
+    return {key: value for key, value in spec.items() if key != "resources"}
+
+
 def model_id(config: dict, model: str) -> str:
     """`<model>-<tag>`: the model's definition and, for a base pretrained here, its data."""
     spec = config["models"][model]
-    definition = {"model": spec}
+    definition = {"model": model_definition(spec)}
     if spec["kind"] == "tiny":
         definition["pretrain_data"] = [task_id(config, t) for t in pretrain_tasks(config)]
     return f"{model}-{definition_tag(definition)}"

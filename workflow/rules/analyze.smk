@@ -10,6 +10,10 @@ rule analyze_weights:
         f"logs/benchmarks/{RUN}/analyze_weights.tsv"
     conda:
         "../../envs/esforget.yaml"
+    resources:
+        gpu=model_resource("gpus"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
     params:
         code=code_of("analyze_weights.py"),
         analysis=config["analysis"],

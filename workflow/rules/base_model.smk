@@ -11,9 +11,13 @@ rule prepare_base_model:
     conda:
         "../../envs/esforget.yaml"
     threads: config["threads"]["pretrain"]
+    resources:
+        gpu=model_resource("gpus"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
     params:
         code=code_of("prepare_base_model.py"),
-        spec=lambda wc: config["models"][MODEL_OF[wc.model_id]],
+        spec=model_spec,
         tasks=lambda wc: {t: TASKS[t] for t in pretrain_data(wc)},
         splits=pretrain_data,
         seed=config["data_seed"],

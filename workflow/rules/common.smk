@@ -5,8 +5,8 @@ import itertools
 from pathlib import Path
 
 from esforget import layout
+from esforget.config import SMALL_JOB, job_resources, method_for_run
 from esforget.config import check as check_config
-from esforget.config import method_for_run
 from esforget.methods import training_dtype
 from esforget.provenance import canonical, stage_hash
 
@@ -66,6 +66,16 @@ def code_of(script):
     passed as a param, so a change in that code reruns the stage (the profile leaves out
     Snakemake's own `code` trigger, which compares script modification times)."""
     return stage_hash(SCRIPTS / script, PACKAGE if PACKAGE.is_dir() else None)
+
+
+def model_spec(wildcards):
+    """The definition of the job's model (its `resources` left out: they rerun nothing)."""
+    return layout.model_definition(config["models"][MODEL_OF[wildcards.model_id]])
+
+
+def model_resource(key):
+    """Resource `key` (gpus, mem_mb, runtime) of the job's model, for a cluster's scheduler."""
+    return lambda wildcards: job_resources(config["models"][MODEL_OF[wildcards.model_id]])[key]
 
 
 def run_method(wildcards):

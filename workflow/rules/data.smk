@@ -6,6 +6,9 @@ rule prepare_data:
         "logs/data/{task_id}.log",
     conda:
         "../../envs/esforget.yaml"
+    resources:
+        mem_mb=SMALL_JOB["mem_mb"],
+        runtime=SMALL_JOB["runtime"],
     params:
         code=code_of("prepare_data.py"),
         task=lambda wc: TASKS[TASK_OF[wc.task_id]],

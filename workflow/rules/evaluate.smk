@@ -16,6 +16,10 @@ rule evaluate_base:
     conda:
         "../../envs/esforget.yaml"
     threads: config["threads"]["evaluate"]
+    resources:
+        gpu=model_resource("gpus"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
     params:
         code=code_of("evaluate.py"),
         evaluation=config["evaluation"],
@@ -41,6 +45,10 @@ rule evaluate_retention:
     conda:
         "../../envs/esforget.yaml"
     threads: config["threads"]["evaluate"]
+    resources:
+        gpu=model_resource("gpus"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
     params:
         code=code_of("evaluate.py"),
         evaluation=config["evaluation"],

@@ -42,6 +42,9 @@ rule render_report:
         "logs/report/render_report.log",
     conda:
         "../../envs/esforget.yaml"
+    resources:
+        mem_mb=SMALL_JOB["mem_mb"],
+        runtime=SMALL_JOB["runtime"],
     params:
         code=code_of("render_report.py"),
         runs=runs(),

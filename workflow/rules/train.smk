@@ -19,6 +19,10 @@ rule train_es:
     conda:
         "../../envs/esforget.yaml"
     threads: config["threads"]["train_es"]
+    resources:
+        gpu=model_resource("gpus"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
     params:
         code=code_of("train.py"),
         method=run_method,
@@ -45,6 +49,10 @@ rule train_grpo:
     conda:
         "../../envs/esforget.yaml"
     threads: config["threads"]["train_grpo"]
+    resources:
+        gpu=model_resource("gpus"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
     params:
         code=code_of("train.py"),
         method=run_method,
