@@ -11,7 +11,6 @@ rule analyze_weights:
     conda:
         "../../envs/esforget.yaml"
     resources:
-        gpu=model_resource("gpus"),
         mem_mb=model_resource("mem_mb"),
         runtime=model_resource("runtime"),
     params:

@@ -12,7 +12,6 @@ rule prepare_base_model:
         "../../envs/esforget.yaml"
     threads: config["threads"]["pretrain"]
     resources:
-        gpu=model_resource("gpus"),
         mem_mb=model_resource("mem_mb"),
         runtime=model_resource("runtime"),
     params:
