@@ -19,6 +19,8 @@ from esforget.config import load
 from tests.slurm_cluster import Cluster, missing_binaries
 
 REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # runs the e2e DAG: `pytest -m "not slow"` for a quick loop
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 RUN_LIMIT_S = 600  # the e2e DAG takes about 2 minutes under this profile on 2 cores
 

@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # runs the e2e DAG: `pytest -m "not slow"` for a quick loop
 # A committer for the repositories the tests make (CI machines may have no git identity).
 GIT_ENV = {
     **os.environ,

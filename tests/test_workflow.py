@@ -11,6 +11,8 @@ import polars as pl
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # runs the e2e DAG: `pytest -m "not slow"` for a quick loop
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
