@@ -1,9 +1,10 @@
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.e2e_workflow import copy_e2e_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_DATA = REPO.parent / "shared" / "paper-data"
@@ -46,12 +47,7 @@ def micro_model_dir(tmp_path_factory) -> Path:
 def e2e_run(tmp_path_factory) -> Path:
     """A copy of the workflow with the e2e config, run once, as users run it (profiles/default
     applies). Tests that change it work on a copy of their own."""
-    root = tmp_path_factory.mktemp("workflow")
-    shutil.copy(REPO / "Snakefile", root)
-    for folder in ("workflow", "envs", "profiles"):
-        shutil.copytree(REPO / folder, root / folder)
-    (root / "config").mkdir()
-    shutil.copy(REPO / "tests" / "e2e" / "config.yaml", root / "config" / "config.yaml")
+    root = copy_e2e_workflow(tmp_path_factory.mktemp("workflow"))
     done = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", "rules"],
         cwd=root,
