@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,17 @@ import pytest
 from tests.e2e_workflow import copy_e2e_workflow
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER_DATA = REPO.parent / "shared" / "paper-data"
+PAPER_DATA = Path(os.environ.get("ESFORGET_PAPER_DATA", REPO.parent / "shared" / "paper-data"))
+"""The authors' splits: beside the repository, or where ESFORGET_PAPER_DATA points (the mutation
+run tests a copy of the tree in `mutants/`, one folder deeper)."""
+
+
+def pytest_collection_modifyitems(items):
+    """A test that takes the `paper_data` fixture is marked `paper_data`, so that
+    `-m "not paper_data"` deselects exactly the tests that need the authors' splits."""
+    for item in items:
+        if "paper_data" in getattr(item, "fixturenames", ()):
+            item.add_marker("paper_data")
 
 
 MICRO_COUNTDOWN = {

@@ -1,13 +1,17 @@
 """The ES update is exactly θ ← θ + (α/N) Σ zᵢ εᵢ, with noise regenerated from seeds."""
 
+import itertools
 import math
 import random
+import statistics
 
 import numpy as np
 import polars as pl
 import pytest
 import torch
 from conftest import MICRO_COUNTDOWN
+from hypothesis import given
+from hypothesis import strategies as st
 
 from esforget import es
 from esforget.models import load_model
@@ -122,12 +126,82 @@ def test_mirrored_members_come_in_opposite_pairs():
     assert members[0][0] == members[1][0] != members[2][0]
 
 
-def test_fitness_shaping():
-    f = torch.tensor([0.0, 1.0, 2.0, 5.0], dtype=torch.float64)
-    z = es.shape_fitness(f, "zscore")
-    assert float(z.mean()) == pytest.approx(0) and float(z.std(unbiased=False)) == pytest.approx(1)
-    assert es.shape_fitness(torch.ones(4, dtype=torch.float64), "zscore").abs().sum() == 0
-    assert es.shape_fitness(f, "rank").tolist() == [-0.5, -0.5 + 1 / 3, -0.5 + 2 / 3, 0.5]
+REWARDS = st.lists(st.integers(0, 110).map(lambda k: k / 100), min_size=2, max_size=40)
+"""Fitnesses as ES sees them: mean rewards of a member over its prompts, 0 to 1.1 (Countdown's
+format bonus), on a grid of 0.01 (a member's mean over up to 100 prompts of 0/0.1/1 rewards)."""
+
+
+@given(REWARDS)
+def test_zscores_are_the_population_standard_scores_and_keep_the_members_order(fitness):
+    f = torch.tensor(fitness, dtype=torch.float64)
+    z = es.shape_fitness(f, "zscore").tolist()
+    spread = statistics.pstdev(fitness)  # the population std, as the authors' np.std
+    if spread == 0:
+        assert z == [0.0] * len(fitness)  # nobody better than anybody: no update
+        return
+    mean = statistics.fmean(fitness)
+    assert z == pytest.approx([(x - mean) / spread for x in fitness], abs=1e-9)
+    for (fi, zi), (fj, zj) in itertools.combinations(zip(fitness, z, strict=True), 2):
+        assert (fi < fj) == (zi < zj) and (fi == fj) == (zi == zj)  # better members weigh more
+
+
+@given(st.lists(st.integers(0, 10**6), min_size=2, max_size=40, unique=True))
+def test_centred_ranks_count_the_members_below_whatever_their_order(fitness):
+    ranks = es.shape_fitness(torch.tensor(fitness, dtype=torch.float64), "rank").tolist()
+    n = len(fitness)
+    below = [sum(other < mine for other in fitness) for mine in fitness]
+    assert ranks == pytest.approx([b / (n - 1) - 0.5 for b in below], abs=1e-12)
+
+
+@given(REWARDS.filter(lambda f: len(set(f)) > 1))
+def test_authors_zscores_agree_with_exact_ones_to_float32_precision(fitness):
+    f = torch.tensor(fitness, dtype=torch.float64)
+    exact = es.shape_fitness(f, "zscore")
+    assert es.shape_fitness(f, "zscore", "authors").tolist() == pytest.approx(exact.tolist(), rel=1e-4, abs=1e-4)
+
+
+class Vector(torch.nn.Module):
+    """θ of a problem whose fitness is linear, F(θ) = g·θ: each step must climb along g."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.zeros(dim))
+
+
+@pytest.mark.parametrize("numerics", ["master", "authors"])
+@pytest.mark.parametrize("shaping", ["zscore", "rank"])
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_every_update_climbs_a_linear_fitness(numerics, shaping, mirrored):
+    """Fᵢ = g·(θ + σεᵢ), so Σ zᵢ g·εᵢ = Σ zᵢ (Fᵢ − F̄)/σ > 0 for any shaping that keeps the
+    members' order and sums to zero: every update, from any seed, raises F. A sign error,
+    a member paired with another's noise or a lost member's contribution breaks it."""
+    cfg = es.ESConfig(population_size=8, sigma=0.1, alpha=0.05, fitness_shaping=shaping, mirrored=mirrored)
+    generator = torch.Generator().manual_seed(0)
+    g = torch.randn(64, generator=generator)
+    model = Vector(64)
+    weights = es.Weights(model, noise_mode="independent", numerics=numerics)
+    for t in range(1, 21):
+        members = es.draws(cfg, run_seed=5, iteration=t)
+        fitness = []
+        for seed, sign in members:
+            weights.perturb(seed, sign, cfg.sigma)
+            fitness.append(float(g @ model.theta.detach()))
+        weights.restore()
+        before = float(g @ model.theta.detach())
+        z = es.shape_fitness(torch.tensor(fitness, dtype=torch.float64), shaping, numerics)
+        step = weights.update(members, z, cfg.alpha)
+        assert float(g @ model.theta.detach()) > before, f"iteration {t} moved against the fitness"
+        assert step > 0
+    # and after 20 steps θ points along g, far beyond what noise alone would give (cos ~ 0.1)
+    assert float(torch.nn.functional.cosine_similarity(model.theta.detach(), g, dim=0)) > 0.5
+
+
+def test_members_draw_distinct_noise_within_and_across_iterations():
+    cfg = es.ESConfig(population_size=30)
+    first, second = es.draws(cfg, run_seed=0, iteration=1), es.draws(cfg, run_seed=0, iteration=2)
+    assert len({seed for seed, _ in first + second}) == 60
+    assert es.draws(cfg, run_seed=0, iteration=1) == first  # regenerated, never stored
+    assert es.draws(cfg, run_seed=1, iteration=1) != first
 
 
 def test_bad_config_is_refused_with_the_value():

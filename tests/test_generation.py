@@ -1,13 +1,16 @@
 """Greedy decoding cuts each reply where the task says it ends: before an EOS id, or right
 after a stop string (kept, since the reward reads it), each row on its own."""
 
+import random
 from types import SimpleNamespace
 
+import pytest
 import torch
 from transformers.generation.stopping_criteria import StopStringCriteria
 
 from esforget import tiny_model
-from esforget.generation import greedy, pad_left
+from esforget.generation import greedy, greedy_all, make_batches, pad_left
+from esforget.models import load_model, load_tokenizer
 
 
 class Scripted(torch.nn.Module):
@@ -55,3 +58,61 @@ def test_rows_stop_independently_and_without_stop_strings_run_to_the_limit():
     assert decode(["1+2</answer>xx", "4+5+6</answer>y"], ["</answer>"]) == ["1+2</answer>", "4+5+6</answer>"]
     [unbounded] = decode(["1+2</answer>xx"])  # 30 tokens: "1", "+", "2", "</answer>" and 26 × "x"
     assert unbounded == "1+2</answer>" + "x" * 26
+
+
+# --- batched decoding against a slow, obviously correct reference -----------------------------
+
+
+def argmax_decode(model, prompt: list[int], max_new_tokens: int, stop_ids: list[int]) -> list[int]:
+    """Greedy decoding as its definition reads: one unpadded prompt, the whole sequence run
+    through the model at every step (no KV cache, no mask, no positions), the argmax appended."""
+    sequence, reply = list(prompt), []
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            token = int(model(input_ids=torch.tensor([sequence])).logits[0, -1].argmax())
+        if token in stop_ids:
+            break
+        reply.append(token)
+        sequence.append(token)
+    return reply
+
+
+def mixed_length_prompts(tokenizer, seed: int) -> list[list[int]]:
+    """Prompts of 3 to 40 tokens, so that left padding ranges from none to most of a row."""
+    rng = random.Random(seed)
+    alphabet = "0123456789+-*/= abc"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 40))) for _ in range(6)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_batched_left_padded_decoding_equals_one_prompt_at_a_time_without_a_cache(micro_model_dir, seed):
+    """A real (random) Llama: positions, the padding mask and the KV cache all decide the argmax,
+    so an error in any of them changes replies. A token the reference emits mid-reply is made a
+    stop id, so that rows end at different steps and the others decode on."""
+    tokenizer = load_tokenizer(micro_model_dir)
+    model = load_model(micro_model_dir)
+    prompts = mixed_length_prompts(tokenizer, seed)
+    free = [argmax_decode(model, p, 12, []) for p in prompts]
+    stop = free[0][len(free[0]) // 2]
+    expected = [argmax_decode(model, p, 12, [stop]) for p in prompts]
+    assert len({len(reply) for reply in expected}) > 1, "rows should stop at different steps"
+
+    batched = greedy(model, pad_left(prompts, tokenizer.pad_token_id), 12, stop_ids=[stop])
+
+    assert batched == expected
+
+
+def test_batched_decoding_equals_transformers_generate(micro_model_dir):
+    tokenizer = load_tokenizer(micro_model_dir)
+    model = load_model(micro_model_dir)
+    prompts = mixed_length_prompts(tokenizer, seed=11)
+    eos = tokenizer.eos_token_id
+    expected = []
+    for prompt in prompts:
+        out = model.generate(
+            torch.tensor([prompt]), max_new_tokens=10, do_sample=False, eos_token_id=eos, pad_token_id=eos
+        )
+        expected.append([t for t in out[0, len(prompt) :].tolist() if t != eos])
+
+    assert greedy_all(model, make_batches(prompts, tokenizer.pad_token_id, 4), 10, stop_ids=[eos]) == expected

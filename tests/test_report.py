@@ -4,7 +4,17 @@ chosen from the training metrics, never from the split it reports."""
 import polars as pl
 import pytest
 
-from esforget.report import accuracy_table, validation_peaks
+from esforget import report
+from esforget.report import (
+    _table_html,
+    accuracy_table,
+    collect,
+    layer_sparsity,
+    precision_table,
+    render,
+    retention_pairs,
+    validation_peaks,
+)
 
 RUN = {"model": "tiny", "method": "es", "train_task": "countdown", "seed": 0}
 
@@ -49,8 +59,6 @@ def test_peak_is_the_best_validation_checkpoint_not_the_best_test_one():
 
 
 def test_precision_table_reads_each_runs_final_checkpoint_and_its_drift_share():
-    from esforget.report import precision_table
-
     methods = {
         "es": {"algorithm": "es", "numerics": "authors", "dtype": "float16"},
         "grpo_bf16": {"algorithm": "grpo", "checkpoint_dtype": "bfloat16", "save_master": True},
@@ -106,3 +114,252 @@ def test_precision_table_reads_each_runs_final_checkpoint_and_its_drift_share():
     grpo = table["grpo_bf16"]
     assert (grpo["stored_dtype"], grpo["master_fro_norm"], grpo["erased@1e-06"]) == ("bfloat16", 0.6, 0.9)
     assert grpo["drift_share"] is None
+
+
+# --- collect: every run's files into the report's tables -------------------------------------
+
+THRESHOLDS = [1e-6]
+METHODS = {"es": {"algorithm": "es"}, "grpo": {"algorithm": "grpo"}}
+
+
+def retention_rows(method: str, steps_and_accuracy: list[tuple[int, float, float]]) -> pl.DataFrame:
+    """A run's retention table: the new task (countdown) and a prior one (arith) per checkpoint,
+    by the authors' probe and by log-likelihood (which the trade-off must ignore)."""
+    rows = []
+    for step, new, prior in steps_and_accuracy:
+        for task, accuracy in (("countdown", new), ("arith", prior)):
+            rows.append(
+                {
+                    **RUN,
+                    "method": method,
+                    "step": step,
+                    "eval_task": task,
+                    "probe": "generative",
+                    "accuracy": accuracy,
+                    "kl_from_base": 0.01 * step,
+                }
+            )
+        rows.append(
+            {
+                **RUN,
+                "method": method,
+                "step": step,
+                "eval_task": "arith",
+                "probe": "loglikelihood",
+                "accuracy": 0.99,
+                "kl_from_base": 0.01 * step,
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def per_tensor_rows(method: str, steps: list[int]) -> pl.DataFrame:
+    """Two tensors per checkpoint whose ‖ΔW‖_F are 3·step and 4·step: 5·step for the model."""
+    rows = [
+        {
+            **RUN,
+            "method": method,
+            "step": step,
+            "tensor": name,
+            "layer": 0,
+            "bucket": bucket,
+            "stored_dtype": "float32",
+            "numel": numel,
+            "fro_norm": norm * step,
+            "sparsity@1e-06": sparsity,
+            "master_fro_norm": None,
+            "master_sparsity@1e-06": None,
+            "erased@1e-06": None,
+        }
+        for step in steps
+        for name, bucket, numel, norm, sparsity in (("q", "Q", 10, 3.0, 0.5), ("mlp", "MLP", 30, 4.0, 0.1))
+    ]
+    return pl.DataFrame(
+        rows, schema_overrides={c: pl.Float64 for c in ("master_fro_norm", "master_sparsity@1e-06", "erased@1e-06")}
+    )
+
+
+@pytest.fixture()
+def run_files(tmp_path):
+    """An ES run (checkpoints at iterations 3 and 6) and a GRPO run of 2 optimizer steps per
+    rollout (checkpoints at rollouts 2 and 4, i.e. optimizer steps 4 and 8), as their stages
+    write them."""
+    es_metrics = pl.DataFrame(
+        {
+            "step": [1, 2, 3, 4, 5, 6],
+            "val/accuracy": [None, 0.9, 0.4, None, None, 0.4],  # 0.9 at iteration 2: no checkpoint there
+            "update/total_norm": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+            "drift/total_norm": [0.0, 0.01, 0.02, 0.03, 0.04, 0.05],
+        }
+    )
+    grpo_metrics = pl.DataFrame(
+        {
+            "step": [1, 2, 3, 4, 5, 6, 7, 8],
+            "rollout": [1, 1, 2, 2, 3, 3, 4, 4],
+            "val/accuracy": [None, None, None, 0.6, None, None, None, 0.5],
+        }
+    )
+    files = {"retention": [], "weights": [], "metrics": []}
+    for method, metrics, steps, accuracy in (
+        ("es", es_metrics, [3, 6], [(0, 0.2, 0.9), (3, 0.3, 0.8), (6, 0.5, 0.6)]),
+        ("grpo", grpo_metrics, [2, 4], [(0, 0.2, 0.9), (2, 0.4, 0.9), (4, 0.45, 0.85)]),
+    ):
+        for kind, frame in (
+            ("retention", retention_rows(method, accuracy)),
+            ("weights", per_tensor_rows(method, steps)),
+            ("metrics", metrics),
+        ):
+            path = tmp_path / f"{method}-{kind}.parquet"
+            frame.write_parquet(path)
+            files[kind].append(path)
+    runs = [{"model": "tiny", "method": m, "task": "countdown", "seed": 0} for m in ("es", "grpo")]
+    return files, runs
+
+
+def test_collect_sums_norms_per_checkpoint_and_names_grpo_peaks_by_rollout(run_files):
+    files, runs = run_files
+    retention, per_tensor, norms, peaks, drift = collect(
+        files["retention"], files["weights"], files["metrics"], runs, METHODS, THRESHOLDS
+    )
+
+    assert set(zip(retention["method"], retention["algorithm"], strict=True)) == {("es", "es"), ("grpo", "grpo")}
+    assert per_tensor["algorithm"].unique().sort().to_list() == ["es", "grpo"]
+    assert norms.select("method", "step", "fro_norm").rows() == [
+        ("es", 0, 0.0),
+        ("es", 3, 15.0),
+        ("es", 6, 30.0),
+        ("grpo", 0, 0.0),
+        ("grpo", 2, 10.0),
+        ("grpo", 4, 20.0),
+    ]
+    es_row = norms.filter((pl.col("method") == "es") & (pl.col("step") == 3)).row(0, named=True)
+    assert es_row["sparsity@1e-06/overall"] == pytest.approx((10 * 0.5 + 30 * 0.1) / 40)
+    assert es_row["sparsity@1e-06/tensor_mean"] == pytest.approx(0.3)
+    # ES: the tie between iterations 3 and 6 goes to the earlier; iteration 2 was no checkpoint.
+    # GRPO: validation at optimizer step 4 belongs to rollout 2, the checkpoint it names.
+    assert peaks.select("method", "peak_step", "peak_validation").sort("method").rows() == [
+        ("es", 3, 0.4),
+        ("grpo", 2, 0.6),
+    ]
+    assert drift["method"].unique().to_list() == ["es"]  # only ES logs restore drift
+    assert drift.select("step", "update_total", "drift_total").row(-1) == (6, 0.6, 0.05)
+
+
+def test_the_trade_off_pairs_each_checkpoints_new_and_prior_accuracy_by_the_authors_probe(run_files):
+    files, runs = run_files
+    retention = collect(files["retention"], files["weights"], files["metrics"], runs, METHODS, THRESHOLDS)[0]
+    pairs = retention_pairs(retention, prior_tasks=["arith"]).sort("method", "step")
+    assert pairs.select("method", "step", "prior_task", "new_accuracy", "prior_accuracy").rows() == [
+        ("es", 0, "arith", 0.2, 0.9),
+        ("es", 3, "arith", 0.3, 0.8),
+        ("es", 6, "arith", 0.5, 0.6),
+        ("grpo", 0, "arith", 0.2, 0.9),
+        ("grpo", 2, "arith", 0.4, 0.9),
+        ("grpo", 4, "arith", 0.45, 0.85),
+    ]  # the log-likelihood rows (0.99) are not the authors' probe of a generative task
+
+
+def test_layer_sparsity_is_the_mean_over_a_layers_tensors_at_the_final_checkpoint_only():
+    frame = pl.DataFrame(
+        {
+            **{k: [v] * 5 for k, v in RUN.items()},
+            "algorithm": ["es"] * 5,
+            "step": [10, 10, 20, 20, 20],
+            "layer": [0, 0, 0, 0, None],
+            "bucket": ["MLP", "MLP", "MLP", "MLP", "embedding"],
+            "sparsity@1e-06": [1.0, 1.0, 0.2, 0.4, 0.0],
+        }
+    )
+    out = layer_sparsity(frame, 1e-6)
+    assert out.select("layer", "bucket", "sparsity").rows() == [(0, "MLP", pytest.approx(0.3))]
+
+
+def test_tables_show_floats_to_four_figures_and_escape_text():
+    frame = pl.DataFrame({"a<b": [1.234567, None], "name": ["x&y", "z"], "n": [3, 4]})
+    assert _table_html(frame) == (
+        "<table><thead><tr><th>a&lt;b</th><th>name</th><th>n</th></tr></thead><tbody>"
+        "<tr><td>1.235</td><td>x&amp;y</td><td>3</td></tr><tr><td></td><td>z</td><td>4</td></tr></tbody></table>"
+    )
+
+
+def test_render_writes_a_page_and_every_figure_with_marks(run_files, tmp_path):
+    files, runs = run_files
+    retention, per_tensor, norms, peaks, drift = collect(
+        files["retention"], files["weights"], files["metrics"], runs, METHODS, THRESHOLDS
+    )
+    precision = precision_table(norms, per_tensor, drift, METHODS, THRESHOLDS)
+    figures = {key: tmp_path / f"{key}.svg" for key in ("tradeoff", "norm", "divergence", "drift", "sparsity")}
+
+    table = render(
+        retention,
+        norms,
+        per_tensor,
+        peaks,
+        precision,
+        drift,
+        ["arith"],
+        1e-6,
+        tmp_path / "report.html",
+        figures,
+        title="a <test> report",
+    )
+
+    page = (tmp_path / "report.html").read_text()
+    assert "<title>a &lt;test&gt; report</title>" in page
+    assert page.count("<svg") == len(figures)  # inlined: the page opens without its figure files
+    for key, path in figures.items():
+        assert "role-mark" in path.read_text(), f"figure {key} drew nothing"
+    assert table.equals(accuracy_table(retention, peaks))
+
+
+def channels(spec: dict) -> dict[str, str]:
+    """channel → field (or axis title, as `<channel>.title`) over a chart spec and its layers."""
+    found = {}
+    for part in [spec.get("spec", spec), *spec.get("spec", spec).get("layer", [])]:
+        for channel, encoding in part.get("encoding", {}).items():
+            if isinstance(encoding, dict) and "field" in encoding:
+                found[channel] = encoding["field"]
+                if "title" in encoding:
+                    found[f"{channel}.title"] = encoding["title"]
+    for channel, encoding in spec.get("facet", {}).items():
+        found[f"facet.{channel}"] = encoding["field"]
+    return found
+
+
+def test_each_figure_draws_its_table_on_the_axes_it_names(run_files):
+    files, runs = run_files
+    retention, per_tensor, norms, peaks, drift = collect(
+        files["retention"], files["weights"], files["metrics"], runs, METHODS, THRESHOLDS
+    )
+    figures = {
+        "tradeoff": report.tradeoff_chart(retention_pairs(retention, ["arith"])),
+        "norm": report.norm_chart(norms),
+        "divergence": report.divergence_chart(retention),
+        "drift": report.drift_chart(drift),
+        "sparsity": report.sparsity_chart(layer_sparsity(per_tensor, 1e-6), 1e-6),
+    }
+    spec = {key: channels(chart.to_dict()) for key, chart in figures.items()}
+    assert spec["tradeoff"] | {"facet.column": "prior_task"} == spec["tradeoff"]
+    assert (spec["tradeoff"]["x"], spec["tradeoff"]["y"], spec["tradeoff"]["shape"]) == (
+        "new_accuracy",
+        "prior_accuracy",
+        "method",
+    )
+    assert (spec["norm"]["x"], spec["norm"]["y"], spec["norm"]["color"]) == ("step", "fro_norm", "method")
+    assert spec["norm"]["y.title"] == "‖ΔW‖_F (all parameters)"
+    assert figures["norm"].data.equals(norms)
+    assert (spec["divergence"]["y"], spec["divergence"]["facet.column"]) == ("kl_from_base", "eval_task")
+    # one KL per checkpoint and prior task, though each probe's row repeats it
+    kl = figures["divergence"].data
+    assert kl.height == kl.select("method", "step", "eval_task").n_unique() == 12
+    assert (spec["drift"]["x"], spec["drift"]["y"], spec["drift"]["color"]) == ("step", "norm", "measure")
+    measured = figures["drift"].data
+    assert set(measured["method"]) == {"es"} and measured.height == 2 * 6  # both norms, every iteration
+    assert (spec["sparsity"]["x"], spec["sparsity"]["y"], spec["sparsity"]["color"]) == ("layer", "sparsity", "bucket")
+    assert spec["sparsity"]["y.title"] == "share of |ΔW| ≤ 1e-06"
+    assert figures["sparsity"].data.equals(layer_sparsity(per_tensor, 1e-6))
+
+
+def test_the_drift_figure_says_so_when_no_run_measured_drift():
+    none = pl.DataFrame(schema=report.DRIFT_COLUMNS)
+    assert report.drift_chart(none).data["note"].item().startswith("no ES run under the authors' numerics")

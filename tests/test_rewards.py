@@ -97,7 +97,6 @@ def test_math_verify_grader_accepts_equivalent_forms():
     assert math_answer.reward_equivalent("\\boxed{3}", "\\frac{1}{2}") == 0.0
 
 
-@pytest.mark.paper_data
 @pytest.mark.parametrize("task", ["gsm8k", "math", "olympiadbench"])
 def test_every_paper_row_scores_right_answers_1_and_wrong_ones_0(paper_data, task):
     frames = build_splits({"kind": "verl_parquet", "path": str(paper_data / task)}, {}, seed=0)
@@ -115,7 +114,6 @@ def test_every_paper_row_scores_right_answers_1_and_wrong_ones_0(paper_data, tas
         assert score_replies("math", malformed, rows) == [0.0] * rows.height
 
 
-@pytest.mark.paper_data
 @pytest.mark.parametrize("task", ["gsm8k", "math", "olympiadbench"])
 def test_the_authors_grader_scores_a_paper_row_only_if_its_raw_truth_can_be_extracted(paper_data, task):
     """Their grader: `#### <truth>` scores wherever the truth is a plain number, a boxed truth

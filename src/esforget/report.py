@@ -219,6 +219,8 @@ def _table_html(frame: pl.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+# Prose (headings, captions, style) is left out of mutation testing: no test should pin wording.
+# pragma: no mutate start
 SECTIONS = [
     (
         "tradeoff",
@@ -247,6 +249,33 @@ SECTIONS = [
         "checkpoint; ES solid, GRPO dashed. Sparse updates stay near 1, dense ones near 0.",
     ),
 ]
+
+ACCURACY_CAPTION = (
+    "Mean over seeds. <em>base</em>: step 0; <em>final</em>: last checkpoint; <em>at_peak</em>: "
+    "at each run's checkpoint with the best validation accuracy during training (<em>peak_step</em>, "
+    "chosen without looking at the evaluation split). <em>probe</em>: "
+    "<em>generative</em> is the authors' (greedy reply, first option digit); <em>loglikelihood</em> "
+    "and <em>loglikelihood_norm</em> are the evaluation harnesses' acc and acc_norm. "
+    "<em>final_kl</em>: mean per-token KL(base ‖ final checkpoint) on the prior task's prompts. "
+    "Per-checkpoint 95 % intervals are in each run's retention.parquet."
+)
+PRECISION_CAPTION = (
+    "At each run's final checkpoint, mean over seeds. <em>numerics</em>: how the run's arithmetic "
+    "rounded (ES <em>authors</em>: in place in its dtype, restores that drift, the update rounded member "
+    "by member; ES <em>master</em>: an exact fp32 master); <em>stored_dtype</em>: what the checkpoint "
+    "holds. <em>fro_norm</em> and <em>sparsity@τ</em> (share of entries with |ΔW| ≤ τ, all parameters) "
+    "are read from the stored checkpoint, as the authors' scripts read theirs; where the run kept its "
+    "fp32 master (<code>save_master</code>), <em>master_*</em> are the same from the master and "
+    "<em>erased@τ</em> the share of entries that moved by more than τ in the master but not as stored. "
+    "<em>drift_share</em>: the restores' summed drift ‖Σ drift‖_F ÷ fro_norm (ES, authors' numerics). "
+    "All differences are computed in fp32 against the base rounded to the dtype training started from."
+)
+STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
+    "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    "th{overflow-wrap:anywhere}"
+)
+# pragma: no mutate end
 
 
 def render(
@@ -280,32 +309,13 @@ def render(
         parts += [f"<h2>{heading}</h2>", f"<p>{text}</p>", rendered[key]]
     parts += [
         "<h2>Accuracy per task and method</h2>",
-        "<p>Mean over seeds. <em>base</em>: step 0; <em>final</em>: last checkpoint; <em>at_peak</em>: "
-        "at each run's checkpoint with the best validation accuracy during training (<em>peak_step</em>, "
-        "chosen without looking at the evaluation split). <em>probe</em>: "
-        "<em>generative</em> is the authors' (greedy reply, first option digit); <em>loglikelihood</em> "
-        "and <em>loglikelihood_norm</em> are the evaluation harnesses' acc and acc_norm. "
-        "<em>final_kl</em>: mean per-token KL(base ‖ final checkpoint) on the prior task's prompts. "
-        "Per-checkpoint 95 % intervals are in each run's retention.parquet.</p>",
+        f"<p>{ACCURACY_CAPTION}</p>",
         _table_html(table),
         "<h2>Storage precision and the authors' numerics</h2>",
-        "<p>At each run's final checkpoint, mean over seeds. <em>numerics</em>: how the run's arithmetic "
-        "rounded (ES <em>authors</em>: in place in its dtype, restores that drift, the update rounded member "
-        "by member; ES <em>master</em>: an exact fp32 master); <em>stored_dtype</em>: what the checkpoint "
-        "holds. <em>fro_norm</em> and <em>sparsity@τ</em> (share of entries with |ΔW| ≤ τ, all parameters) "
-        "are read from the stored checkpoint, as the authors' scripts read theirs; where the run kept its "
-        "fp32 master (<code>save_master</code>), <em>master_*</em> are the same from the master and "
-        "<em>erased@τ</em> the share of entries that moved by more than τ in the master but not as stored. "
-        "<em>drift_share</em>: the restores' summed drift ‖Σ drift‖_F ÷ fro_norm (ES, authors' numerics). "
-        "All differences are computed in fp32 against the base rounded to the dtype training started from.</p>",
+        f"<p>{PRECISION_CAPTION}</p>",
         _table_html(precision),
     ]
-    style = (
-        "body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
-        "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-        "th{overflow-wrap:anywhere}"
-    )
-    head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style>"
+    head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
     page = f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
     with atomic_path(out_html) as tmp:
         tmp.write_text(page)

@@ -1,0 +1,126 @@
+"""Mutation score of the modules the study's numbers come from: a measure of the tests, not a
+CI gate. Run through `benchmarks/mutation.sh`, which sets the environment.
+
+mutmut (configured in pyproject.toml, `[tool.mutmut]`) copies `src/` to `mutants/`, plants one
+small bug per mutant (an operator flipped, a constant changed, an argument dropped …), records
+which fast test reaches which function, and runs each mutant against only those tests. A
+mutant is *killed* when a test fails (or times out), *survives* when all pass, and has *no
+tests* when none reaches it (counted as surviving here: a bug nothing runs is a bug no test
+catches).
+
+All mutants do not fit in an hour on a 2-core machine (a mutant of the ES loop reruns the
+kill-and-resume and two-process tests), so by default a seeded random sample is run:
+
+    benchmarks/mutation.sh                       # sample of 400, seed 0
+    benchmarks/mutation.sh --sample 0            # every mutant (hours)
+    benchmarks/mutation.sh --sample 600 --seed 3
+
+It prints the score per module, overall, and with the mutants judged equivalent (listed with
+the reason in `benchmarks/mutation_equivalent.txt`) left out; the surviving mutants' diffs go
+to `mutants/survivors.txt`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.txt"
+ANCHOR = "esforget.checkpoints.x_checkpoint_name*"
+"""A one-line function whose few mutants the first pass runs: mutmut generates every mutant
+and records which test reaches which function only as part of a run."""
+
+KILLED = {1, 3, 36, -24, 24, 152, 255}  # a failing test, pytest's internal error, or a timeout
+
+
+def mutmut(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=ROOT, check=True)
+
+
+def outcomes() -> dict[str, int | None]:
+    """Mutant name → mutmut's exit code (None: not run), from its per-file records."""
+    found = {}
+    for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
+        found.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return found
+
+
+def module_of(name: str) -> str:
+    """`esforget.tasks.countdown.x_reward__mutmut_3` → `tasks.countdown`."""
+    return name.split(".x")[0].removeprefix("esforget.")
+
+
+def equivalent_mutants() -> dict[str, str]:
+    """Mutants judged equivalent (no input can tell them from the original): name → reason."""
+    judged = {}
+    for line in EQUIVALENT.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, reason = line.partition("  ")
+            judged[name.strip()] = reason.strip()
+    return judged
+
+
+def report(sample: list[str], seconds: float) -> None:
+    results = outcomes()
+    judged = equivalent_mutants()
+    rows: dict[str, Counter] = {}
+    survivors = []
+    for name in sample:
+        code = results[name]
+        status = "killed" if code in KILLED else "equivalent" if name in judged else "survived"
+        if code in (5, 33):
+            status = "no tests"
+        rows.setdefault(module_of(name), Counter())[status] += 1
+        if status in ("survived", "no tests"):
+            survivors.append(name)
+    total = sum(rows.values(), Counter())
+    print(f"\n{'module':<22}{'mutants':>8}{'killed':>8}{'survived':>9}{'no tests':>9}{'equiv.':>7}{'score':>8}")
+    for module, count in [*sorted(rows.items()), ("all", total)]:
+        judged_total = sum(count.values()) - count["equivalent"]
+        score = 100 * count["killed"] / judged_total if judged_total else float("nan")
+        print(
+            f"{module:<22}{sum(count.values()):>8}{count['killed']:>8}{count['survived']:>9}"
+            f"{count['no tests']:>9}{count['equivalent']:>7}{score:>7.1f}%"
+        )
+    print(f"\nscore = killed ÷ (mutants − equivalent); {len(sample)} mutants in {seconds / 60:.1f} min")
+    stale = sorted(set(judged) - set(results))
+    if stale:
+        print(f"note: {len(stale)} mutants in {EQUIVALENT.name} no longer exist (the code moved): {stale[:5]}")
+    with open(ROOT / "mutants" / "survivors.txt", "w") as out:
+        for name in survivors:
+            shown = subprocess.run(
+                [sys.executable, "-m", "mutmut", "show", name], cwd=ROOT, capture_output=True, text=True
+            )
+            out.write(shown.stdout + "\n")
+    print(f"{len(survivors)} surviving mutants' diffs: mutants/survivors.txt")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sample", type=int, default=400, help="mutants to run, drawn at random; 0 = all")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument("--keep", action="store_true", help="reuse mutants/ and its results (same code only)")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    if not args.keep:
+        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+    if not (ROOT / "mutants").is_dir():
+        mutmut("run", ANCHOR)  # generates all mutants, maps tests to functions
+    names = sorted(outcomes())
+    sample = names if args.sample == 0 else sorted(random.Random(args.seed).sample(names, min(args.sample, len(names))))
+    print(f"{len(names)} mutants over the configured modules; running {len(sample)} (seed {args.seed})")
+    mutmut("run", *sample)
+    report(sample, time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    main()
