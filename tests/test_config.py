@@ -6,6 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from esforget.config import check
@@ -37,7 +38,7 @@ def test_shipped_configs_are_valid(path):
 )
 def test_schema_names_the_bad_key_or_value(config, mutate, message):
     mutate(config)
-    with pytest.raises(Exception, match=message):
+    with pytest.raises(WorkflowError, match=message):
         validate(config, SCHEMA)
 
 
@@ -53,6 +54,10 @@ def test_schema_names_the_bad_key_or_value(config, mutate, message):
             "/nowhere/train.parquet",
         ),
         (lambda c: c["tasks"]["countdown"].update(scorer="letter"), "tasks.countdown.scorer='letter' scores no reply"),
+        (
+            lambda c: c["tasks"]["countdown"]["source"].update(number_range=[9, 1]),
+            r"tasks\.countdown\.source\.number_range=\[9, 1\]: the low end exceeds the high end",
+        ),
     ],
 )
 def test_cross_field_checks_quote_the_values(config, mutate, message):

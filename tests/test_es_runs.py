@@ -13,8 +13,9 @@ import pytest
 import torch
 from conftest import MICRO_COUNTDOWN
 
-from esforget import launch
-from esforget.io import write_json, write_parquet
+from esforget import es, launch
+from esforget.checkpoints import list_checkpoints
+from esforget.io import read_json, write_json, write_parquet
 from esforget.models import load_model
 from esforget.tasks.sources import build_splits
 
@@ -51,16 +52,23 @@ def job(micro_model_dir, tmp_path):
 
 
 def finished(out_dir):
-    """(metrics without wall-clock columns, final weights) of a completed run."""
+    """(metrics without wall-clock columns, {step: weights} of every checkpoint) of a completed run."""
     metrics = pl.read_parquet(out_dir / "metrics.parquet").drop("perf/seconds")
-    model = load_model(out_dir / "checkpoints" / f"step{ITERATIONS:06d}", "float32")
-    return metrics, [p.detach() for p in model.parameters()]
+    checkpoints = {
+        step: [p.detach() for p in load_model(path, "float32").parameters()]
+        for step, path in list_checkpoints(out_dir / "checkpoints")
+    }
+    return metrics, checkpoints
 
 
 def assert_same_run(a, b, base_dir):
-    (metrics_a, weights_a), (metrics_b, weights_b) = a, b
+    """Same metrics, same checkpoints (every one, not only the last), bit for bit."""
+    (metrics_a, checkpoints_a), (metrics_b, checkpoints_b) = a, b
     assert metrics_a.equals(metrics_b)
-    assert all(torch.equal(p, q) for p, q in zip(weights_a, weights_b, strict=True))
+    assert sorted(checkpoints_a) == sorted(checkpoints_b) == list(range(3, ITERATIONS + 1, 3))
+    for step, weights_a in checkpoints_a.items():
+        assert all(torch.equal(p, q) for p, q in zip(weights_a, checkpoints_b[step], strict=True)), step
+    weights_a = checkpoints_a[ITERATIONS]
     # Not vacuous: members scored differently and the weights moved away from the base.
     assert metrics_a["fitness/std"].max() > 0
     base = [p.detach() for p in load_model(base_dir).parameters()]
@@ -97,6 +105,37 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_pa
 
     assert_same_run(finished(tmp_path / "whole"), finished(out), job["base_dir"])
     assert not (out / "partial").exists()
+
+
+def test_a_checkpoint_written_after_the_last_state_is_remade_on_resume(job, tmp_path, monkeypatch):
+    """Killed between saving the checkpoint of iteration 6 and its resumable state: the rerun
+    resumes from iteration 3, drops the checkpoint it cannot vouch for and writes it again."""
+    launch.train({**job, "out_dir": str(tmp_path / "whole")})
+    out = tmp_path / "killed"
+    save_state = es.save_state
+
+    def killed_at_iteration_6(work, t, *args):
+        if t == 6:
+            raise KeyboardInterrupt
+        save_state(work, t, *args)
+
+    monkeypatch.setattr(es, "save_state", killed_at_iteration_6)
+    with pytest.raises(KeyboardInterrupt):
+        launch.train({**job, "out_dir": str(out)})
+    work = out / "partial"
+    assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["step000003", "step000006"]
+    monkeypatch.setattr(es, "save_state", save_state)
+    fingerprint = read_json(work / "state" / "step000003" / "state.json")["config"]
+    weights = es.Weights(load_model(job["base_dir"]), "independent")
+    done, rows = es.load_state(work, weights, fingerprint)
+    assert (done, [row["step"] for row in rows]) == (3, [1, 2, 3])
+    assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["step000003"]
+    stored = load_model(work / "checkpoints" / "step000003").state_dict()
+    assert all(torch.equal(stored[name], theta) for name, theta in weights.state_dict().items())
+
+    launch.train({**job, "out_dir": str(out)})
+
+    assert_same_run(finished(tmp_path / "whole"), finished(out), job["base_dir"])
 
 
 def test_a_state_left_by_another_config_is_not_resumed(job, tmp_path):

@@ -1,10 +1,15 @@
 """Weight-difference metrics on hand-made deltas with known answers."""
 
+import math
+
 import polars as pl
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save_file
 
+from esforget import weight_diff
 from esforget.weight_diff import bucket, diff_checkpoint, diff_run, layer_index, summarise
 
 LLAMA = {
@@ -152,8 +157,6 @@ def test_rank_of_each_matrix_update_as_a_share_of_full_rank(tmp_path):
 
 
 def test_reading_in_small_chunks_gives_the_same_numbers(tmp_path, monkeypatch):
-    from esforget import weight_diff
-
     generator = torch.Generator().manual_seed(0)
     base = {
         "a": torch.randn(7, 3, generator=generator),
@@ -216,3 +219,66 @@ def test_the_base_is_rounded_to_the_dtype_training_started_from(tmp_path):
     against_fp32 = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6]).row(0, named=True)
     assert (as_trained["fro_norm"], as_trained["sparsity@1e-06"]) == (0.0, 1.0)
     assert against_fp32["sparsity@1e-06"] == 0.0
+
+
+def save_pair(tmp_path, base: dict, tuned: dict):
+    for name, tensors in (("base", base), ("tuned", tuned)):
+        (tmp_path / name).mkdir()
+        save_file(tensors, tmp_path / name / "model.safetensors")
+    return tmp_path / "base", tmp_path / "tuned"
+
+
+def test_a_change_of_exactly_tau_counts_as_unchanged_and_tau_zero_counts_only_exact_zeros(tmp_path):
+    """The authors count |ΔW| ≤ τ as unchanged. Powers of two keep the differences exact."""
+    base = {"w": torch.zeros(4)}
+    tuned = {"w": torch.tensor([0.0, 2.0**-10, 2.0**-9, -(2.0**-10)])}
+    row = diff_checkpoint(*save_pair(tmp_path, base, tuned), [0.0, 2.0**-10]).row(0, named=True)
+    assert row["sparsity@0"] == 1 / 4  # τ = 0 (the schema allows it): only the untouched entry
+    assert row[f"sparsity@{2.0**-10:g}"] == 3 / 4  # |ΔW| = τ, of either sign, is unchanged
+
+
+def test_a_tensor_whose_base_is_zero_has_no_relative_norm(tmp_path):
+    base = {"bias": torch.zeros(3), "w": torch.ones(3)}
+    tuned = {"bias": torch.ones(3), "w": torch.full((3,), 2.0)}
+    rows = {r["tensor"]: r for r in diff_checkpoint(*save_pair(tmp_path, base, tuned), [1e-6]).iter_rows(named=True)}
+    assert math.isnan(rows["bias"]["relative_norm"])  # ‖ΔW‖ / ‖W‖ with ‖W‖ = 0: undefined, not inf or 0
+    assert rows["w"]["relative_norm"] == pytest.approx(1.0)
+
+
+TENSORS = st.integers(0, 3).flatmap(
+    lambda dims: st.tuples(
+        st.lists(st.integers(1, 5), min_size=dims, max_size=dims),
+        st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
+        st.integers(0, 2**31 - 1),
+        st.integers(1, 40),
+    )
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(TENSORS)
+def test_streamed_chunks_give_what_a_dense_recomputation_gives(tmp_path_factory, case):
+    """Any shape (0-d included), any stored dtype, any chunk size: the streamed, chunked
+    reductions equal the same metrics computed densely on whole tensors in float64."""
+    shape, dtype, seed, chunk = case
+    generator = torch.Generator().manual_seed(seed)
+    base = torch.randn(shape, generator=generator).to(dtype)
+    moved = torch.rand(shape, generator=generator) < 0.5
+    tuned = (base.float() + moved * torch.randn(shape, generator=generator)).to(dtype)
+    folder = tmp_path_factory.mktemp("pair")
+    save_pair(folder, {"layers.1.mlp.w": base}, {"layers.1.mlp.w": tuned})
+    taus = [0.0, 1e-3, 0.5]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(weight_diff, "CHUNK_ENTRIES", chunk)
+        row = diff_checkpoint(folder / "base", folder / "tuned", taus).row(0, named=True)
+
+    delta = tuned.double() - base.double()
+    assert row["numel"] == delta.numel()
+    assert row["fro_norm"] == pytest.approx(float(delta.norm()), rel=1e-5, abs=1e-12)
+    assert row["max_abs"] == pytest.approx(float(delta.abs().max()) if delta.numel() else 0.0, rel=1e-6)
+    base_norm = float(base.double().norm())
+    assert row["relative_norm"] == pytest.approx(float(delta.norm()) / base_norm, rel=1e-5)
+    for tau in taus:
+        assert row[f"sparsity@{tau:g}"] == float((delta.abs() <= tau).double().mean())
+    assert row["stored_dtype"] == str(dtype).removeprefix("torch.")

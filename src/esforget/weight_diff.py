@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
 from esforget.checkpoints import MASTER_DIR
@@ -62,9 +62,12 @@ def tensor_files(model_dir: str | Path) -> dict[str, Path]:
         raise FileNotFoundError(f"no .safetensors files in {model_dir}")
     index = {}
     for file in files:
-        with safe_open(file, framework="pt") as handle:
-            for name in handle.keys():  # noqa: SIM118 (safe_open has keys(), no __iter__)
-                index[name] = file
+        try:
+            with safe_open(file, framework="pt") as handle:
+                for name in handle.keys():  # noqa: SIM118 (safe_open has keys(), no __iter__)
+                    index[name] = file
+        except SafetensorError as err:  # e.g. a copy cut short: say which file
+            raise ValueError(f"{file}: not a complete safetensors file ({err})") from None
     return index
 
 
