@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.e2e_workflow import copy_e2e_workflow
 
@@ -19,6 +20,13 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "paper_data" in getattr(item, "fixturenames", ()):
             item.add_marker("paper_data")
+
+
+# Property tests draw the same examples on every run (the suite is deterministic, as the pipeline
+# is); HYPOTHESIS_PROFILE=explore searches afresh each time.
+settings.register_profile("default", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 MICRO_COUNTDOWN = {

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import torch
 from conftest import MICRO_COUNTDOWN
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from esforget import es
@@ -132,6 +132,7 @@ format bonus), on a grid of 0.01 (a member's mean over up to 100 prompts of 0/0.
 
 
 @given(REWARDS)
+@example([0.09, 0.09, 0.09])  # found by Hypothesis: torch's std of these is 1e-17, not 0, and z was ±1
 def test_zscores_are_the_population_standard_scores_and_keep_the_members_order(fitness):
     f = torch.tensor(fitness, dtype=torch.float64)
     z = es.shape_fitness(f, "zscore").tolist()

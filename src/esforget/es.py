@@ -149,10 +149,9 @@ def shape_fitness(fitness: torch.Tensor, mode: str, numerics: str = "master") ->
         rewards = np.asarray(fitness.tolist(), dtype=np.float32)
         z = (rewards - float(rewards.mean())) / (float(rewards.std()) + 1e-8)
         return torch.from_numpy(z.astype(np.float64))
-    std = fitness.std(unbiased=False)
-    if std == 0:
+    if bool((fitness == fitness[0]).all()):  # not `std == 0`: rounding leaves ~1e-17, and z = ±1
         return torch.zeros_like(fitness)
-    return (fitness - fitness.mean()) / std
+    return (fitness - fitness.mean()) / fitness.std(unbiased=False)
 
 
 def authors_coefficients(members: list[tuple[int, float]], z: torch.Tensor, alpha: float) -> list[float]:
