@@ -75,3 +75,13 @@ def e2e_run(tmp_path_factory) -> Path:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return root
+
+
+def save_pair(folder: Path, base: dict, tuned: dict) -> tuple[Path, Path]:
+    """`folder/base` and `folder/tuned`, each a one-file safetensors model of the given tensors."""
+    from safetensors.torch import save_file
+
+    for name, tensors in (("base", base), ("tuned", tuned)):
+        (folder / name).mkdir()
+        save_file(tensors, folder / name / "model.safetensors")
+    return folder / "base", folder / "tuned"

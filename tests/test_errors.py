@@ -7,7 +7,7 @@ import re
 import polars as pl
 import pytest
 import torch
-from conftest import MICRO_COUNTDOWN
+from conftest import MICRO_COUNTDOWN, save_pair
 from safetensors.torch import save_file
 
 from esforget import tiny_model
@@ -19,15 +19,8 @@ from esforget.tasks.sources import _mmlu_rows, build_splits
 from esforget.weight_diff import TensorFile, diff_checkpoint
 
 
-def model_pair(tmp, base: dict, tuned: dict):
-    for name, tensors in (("base", base), ("tuned", tuned)):
-        (tmp / name).mkdir()
-        save_file(tensors, tmp / name / "model.safetensors")
-    return tmp / "base", tmp / "tuned"
-
-
 def truncated_safetensors(tmp):
-    base, tuned = model_pair(tmp, {"w": torch.zeros(64)}, {"w": torch.ones(64)})
+    base, tuned = save_pair(tmp, {"w": torch.zeros(64)}, {"w": torch.ones(64)})
     file = tuned / "model.safetensors"
     file.write_bytes(file.read_bytes()[:-16])  # a copy cut short
     diff_checkpoint(base, tuned, [1e-6])
@@ -41,7 +34,7 @@ def truncated_while_streaming(tmp):
 
 
 def mismatched_shapes(tmp):
-    diff_checkpoint(*model_pair(tmp, {"w": torch.zeros(2)}, {"w": torch.zeros(3)}), [1e-6])
+    diff_checkpoint(*save_pair(tmp, {"w": torch.zeros(2)}, {"w": torch.zeros(3)}), [1e-6])
 
 
 def no_safetensors(tmp):

@@ -5,6 +5,7 @@ import math
 import polars as pl
 import pytest
 import torch
+from conftest import save_pair
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
@@ -219,13 +220,6 @@ def test_the_base_is_rounded_to_the_dtype_training_started_from(tmp_path):
     against_fp32 = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6]).row(0, named=True)
     assert (as_trained["fro_norm"], as_trained["sparsity@1e-06"]) == (0.0, 1.0)
     assert against_fp32["sparsity@1e-06"] == 0.0
-
-
-def save_pair(tmp_path, base: dict, tuned: dict):
-    for name, tensors in (("base", base), ("tuned", tuned)):
-        (tmp_path / name).mkdir()
-        save_file(tensors, tmp_path / name / "model.safetensors")
-    return tmp_path / "base", tmp_path / "tuned"
 
 
 def test_a_change_of_exactly_tau_counts_as_unchanged_and_tau_zero_counts_only_exact_zeros(tmp_path):
