@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.txt"
-ANCHOR = "esforget.checkpoints.x_checkpoint_name*"
+ANCHOR = "esforget.checkpoints.x_partial_dir*"
 """A one-line function whose few mutants the first pass runs: mutmut generates every mutant
 and records which test reaches which function only as part of a run."""
 
@@ -78,19 +78,24 @@ def report(sample: list[str], seconds: float) -> None:
         status = "killed" if code in KILLED else "equivalent" if name in judged else "survived"
         if code in (5, 33):
             status = "no tests"
+        if code is None:
+            status = "not run"  # the run was stopped before this mutant (--report of a partial run)
         rows.setdefault(module_of(name), Counter())[status] += 1
         if status in ("survived", "no tests"):
             survivors.append(name)
     total = sum(rows.values(), Counter())
-    print(f"\n{'module':<22}{'mutants':>8}{'killed':>8}{'survived':>9}{'no tests':>9}{'equiv.':>7}{'score':>8}")
+    print(
+        f"\n{'module':<22}{'mutants':>8}{'killed':>8}{'survived':>9}{'no tests':>9}{'equiv.':>7}{'not run':>8}"
+        f"{'score':>8}"
+    )
     for module, count in [*sorted(rows.items()), ("all", total)]:
-        judged_total = sum(count.values()) - count["equivalent"]
+        judged_total = sum(count.values()) - count["equivalent"] - count["not run"]
         score = 100 * count["killed"] / judged_total if judged_total else float("nan")
         print(
             f"{module:<22}{sum(count.values()):>8}{count['killed']:>8}{count['survived']:>9}"
-            f"{count['no tests']:>9}{count['equivalent']:>7}{score:>7.1f}%"
+            f"{count['no tests']:>9}{count['equivalent']:>7}{count['not run']:>8}{score:>7.1f}%"
         )
-    print(f"\nscore = killed ÷ (mutants − equivalent); {len(sample)} mutants in {seconds / 60:.1f} min")
+    print(f"\nscore = killed ÷ (mutants run − equivalent); {len(sample)} mutants, {seconds / 60:.1f} min")
     stale = sorted(set(judged) - set(results))
     if stale:
         print(f"note: {len(stale)} mutants in {EQUIVALENT.name} no longer exist (the code moved): {stale[:5]}")
@@ -108,15 +113,19 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=400, help="mutants to run, drawn at random; 0 = all")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
     parser.add_argument("--keep", action="store_true", help="reuse mutants/ and its results (same code only)")
+    parser.add_argument("--report", action="store_true", help="only report the sample's results so far")
     args = parser.parse_args()
 
     started = time.monotonic()
-    if not args.keep:
+    if not (args.keep or args.report):
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     if not (ROOT / "mutants").is_dir():
         mutmut("run", ANCHOR)  # generates all mutants, maps tests to functions
     names = sorted(outcomes())
     sample = names if args.sample == 0 else sorted(random.Random(args.seed).sample(names, min(args.sample, len(names))))
+    if args.report:
+        report(sample, time.monotonic() - started)
+        return
     print(f"{len(names)} mutants over the configured modules; running {len(sample)} (seed {args.seed})")
     mutmut("run", *sample)
     report(sample, time.monotonic() - started)

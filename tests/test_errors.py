@@ -146,3 +146,9 @@ def test_bad_input_is_refused_naming_what_is_wrong(tmp_path, make, error, messag
 
 def test_every_case_checks_a_distinct_failure():
     assert len({json.dumps(case[2]) for case in CASES}) == len(CASES)
+
+
+def test_an_option_of_exactly_one_token_is_scored():
+    """The boundary of the check above: one continuation token is enough."""
+    scorer = LoglikScorer(word_tokenizer(), choice_rows([{"question": "2+2?", "options": ["4", "2+2?"]}]), 4)
+    assert scorer.continuation_lengths == [1, 1]

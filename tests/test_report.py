@@ -45,7 +45,7 @@ def test_peak_is_the_best_validation_checkpoint_not_the_best_test_one():
     metrics = pl.DataFrame(
         [
             {**RUN, "checkpoint": c, "val/accuracy": v}
-            for c, v in [(5, 0.9), (10, 0.30), (20, 0.45), (25, None), (30, 0.45)]
+            for c, v in [(30, 0.45), (5, 0.9), (25, None), (10, 0.30), (20, 0.45)]  # logged in any order
         ]
     )
     # step 5 was validated but never saved: only checkpoints can be the peak
@@ -357,6 +357,10 @@ def test_each_figure_draws_its_table_on_the_axes_it_names(run_files):
     assert set(measured["method"]) == {"es"} and measured.height == 2 * 6  # both norms, every iteration
     assert (spec["sparsity"]["x"], spec["sparsity"]["y"], spec["sparsity"]["color"]) == ("layer", "sparsity", "bucket")
     assert spec["sparsity"]["y.title"] == "share of |ΔW| ≤ 1e-06"
+    # one line per seed (per method in the sparsity figure), not one zig-zag through all of them
+    assert spec["norm"]["detail"] == "seed" and spec["sparsity"]["detail"] == "method"
+    assert (spec["tradeoff"]["x.title"], spec["tradeoff"]["y.title"]) == ("new-task accuracy", "prior-task accuracy")
+    assert set(measured["measure"]) == {"‖θ_t − θ_0‖_F", "‖Σ restore drift‖_F"}
     assert figures["sparsity"].data.equals(layer_sparsity(per_tensor, 1e-6))
 
 

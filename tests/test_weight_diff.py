@@ -142,9 +142,9 @@ def test_qwen_style_sharded_checkpoints_all_compared_in_one_pass(tmp_path):
 
 
 def test_rank_of_each_matrix_update_as_a_share_of_full_rank(tmp_path):
-    base = {"layers.0.mlp.up_proj.weight": torch.zeros(6, 4), "layers.0.norm.weight": torch.zeros(4)}
+    base = {"layers.0.mlp.up_proj.weight": torch.eye(6, 4), "layers.0.norm.weight": torch.zeros(4)}  # rank 4
     u, v = torch.arange(1.0, 7.0).unsqueeze(1), torch.tensor([[1.0, -1.0, 2.0, 0.5]])
-    tuned = {"layers.0.mlp.up_proj.weight": u @ v + 1e-9 * torch.ones(6, 4), "layers.0.norm.weight": torch.ones(4)}
+    tuned = {"layers.0.mlp.up_proj.weight": torch.eye(6, 4) + u @ v, "layers.0.norm.weight": torch.ones(4)}
     for name, tensors in (("base", base), ("tuned", tuned)):
         (tmp_path / name).mkdir()
         save_file(tensors, tmp_path / name / "model.safetensors")
@@ -152,7 +152,7 @@ def test_rank_of_each_matrix_update_as_a_share_of_full_rank(tmp_path):
         r["tensor"]: r
         for r in diff_checkpoint(tmp_path / "base", tmp_path / "tuned", [1e-6], rank=True).iter_rows(named=True)
     }
-    assert row["layers.0.mlp.up_proj.weight"]["rank_percent"] == 25.0  # rank 1 of 4; the 1e-9 is below rtol
+    assert row["layers.0.mlp.up_proj.weight"]["rank_percent"] == 25.0  # ΔW = uvᵀ: rank 1 of 4
     assert row["layers.0.norm.weight"]["rank_percent"] is None
     assert "rank_percent" not in diff_checkpoint(tmp_path / "base", tmp_path / "tuned", [1e-6]).columns
 
@@ -204,6 +204,8 @@ def test_a_kept_master_shows_what_storage_rounding_erased(tmp_path):
     # without a master the columns are there, empty
     alone = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt" / "master", [1e-6]).row(0, named=True)
     assert alone["master_fro_norm"] is None and alone["erased@1e-06"] is None
+    table = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt" / "master", [1e-6])
+    assert {table.schema[c] for c in ("master_fro_norm", "master_sparsity@1e-06", "erased@1e-06")} == {pl.Float64}
 
 
 def test_the_base_is_rounded_to_the_dtype_training_started_from(tmp_path):
