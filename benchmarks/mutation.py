@@ -32,13 +32,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from mutmut.stats import status_by_exit_code
+
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.txt"
 ANCHOR = "esforget.checkpoints.x_partial_dir*"
 """A one-line function whose few mutants the first pass runs: mutmut generates every mutant
 and records which test reaches which function only as part of a run."""
-
-KILLED = {1, 3, 36, -24, 24, 152, 255}  # a failing test, pytest's internal error, or a timeout
 
 
 def mutmut(*args: str) -> None:
@@ -68,20 +68,28 @@ def equivalent_mutants() -> dict[str, str]:
     return judged
 
 
-def report(sample: list[str], seconds: float) -> None:
+def status(code: int | None, judged_equivalent: bool) -> str:
+    """killed (a test failed or timed out), survived, equivalent, no tests, or not run (a run
+    stopped before this mutant), from mutmut's own reading of its exit codes."""
+    verdict = status_by_exit_code[code]
+    if verdict in ("killed", "timeout"):
+        return "killed"
+    if verdict == "not checked":
+        return "not run"
+    if verdict == "survived" and judged_equivalent:
+        return "equivalent"
+    return verdict
+
+
+def report(sample: list[str], seconds: float | None) -> None:
     results = outcomes()
     judged = equivalent_mutants()
     rows: dict[str, Counter] = {}
     survivors = []
     for name in sample:
-        code = results[name]
-        status = "killed" if code in KILLED else "equivalent" if name in judged else "survived"
-        if code in (5, 33):
-            status = "no tests"
-        if code is None:
-            status = "not run"  # the run was stopped before this mutant (--report of a partial run)
-        rows.setdefault(module_of(name), Counter())[status] += 1
-        if status in ("survived", "no tests"):
+        verdict = status(results[name], name in judged)
+        rows.setdefault(module_of(name), Counter())[verdict] += 1
+        if verdict in ("survived", "no tests"):
             survivors.append(name)
     total = sum(rows.values(), Counter())
     print(
@@ -95,7 +103,8 @@ def report(sample: list[str], seconds: float) -> None:
             f"{module:<22}{sum(count.values()):>8}{count['killed']:>8}{count['survived']:>9}"
             f"{count['no tests']:>9}{count['equivalent']:>7}{count['not run']:>8}{score:>7.1f}%"
         )
-    print(f"\nscore = killed ÷ (mutants run − equivalent); {len(sample)} mutants, {seconds / 60:.1f} min")
+    took = "" if seconds is None else f" in {seconds / 60:.1f} min"
+    print(f"\nscore = killed ÷ (mutants run − equivalent); {len(sample)} mutants{took}")
     stale = sorted(set(judged) - set(results))
     if stale:
         print(f"note: {len(stale)} mutants in {EQUIVALENT.name} no longer exist (the code moved): {stale[:5]}")
@@ -124,7 +133,7 @@ def main() -> None:
     names = sorted(outcomes())
     sample = names if args.sample == 0 else sorted(random.Random(args.seed).sample(names, min(args.sample, len(names))))
     if args.report:
-        report(sample, time.monotonic() - started)
+        report(sample, seconds=None)
         return
     print(f"{len(names)} mutants over the configured modules; running {len(sample)} (seed {args.seed})")
     mutmut("run", *sample)

@@ -77,6 +77,10 @@ def argmax_decode(model, prompt: list[int], max_new_tokens: int, stop_ids: list[
     return reply
 
 
+SHARPEN = 6.0
+"""Factor on every weight but the norms' (see `sharp_model`)."""
+
+
 def sharp_model(micro_model_dir):
     """The random micro Llama with its weights scaled up: at the default init scale its argmax
     hardly depends on anything but the last token, so masks and positions could be wrong
@@ -87,9 +91,6 @@ def sharp_model(micro_model_dir):
             if "norm" not in name:
                 p.mul_(SHARPEN)
     return model
-
-
-SHARPEN = 6.0
 
 
 def mixed_length_prompts(tokenizer, seed: int) -> list[list[int]]:
