@@ -1,5 +1,6 @@
 """The ES update is exactly θ ← θ + (α/N) Σ zᵢ εᵢ, with noise regenerated from seeds."""
 
+import dataclasses
 import itertools
 import math
 import random
@@ -255,3 +256,25 @@ def test_drift_tracking_can_be_switched_off_for_the_authors_footprint(micro_mode
     weights.begin_members()
     weights.perturb(seed=123, sign=1.0, sigma=0.1)
     assert weights.end_members() == (None, None)
+
+
+def test_validation_scores_only_the_first_validation_size_items(micro_model_dir, tmp_path):
+    """Items past `validation_size` are never scored: here they are unscorable (no numbers),
+    so scoring one would fail the run."""
+    from esforget.tasks.sources import build_splits
+
+    data = build_splits(MICRO_COUNTDOWN, {"train": 8, "validation": 6, "test": 1}, seed=0)
+    unscorable = pl.Series(["{}"] * 3, dtype=pl.String)
+    validation = data["validation"].with_columns(info=pl.concat([data["validation"]["info"].head(3), unscorable]))
+    cfg = es.ESConfig(
+        iterations=1, population_size=2, sigma=0.5, checkpoint_every=1, validate_every=1, validation_size=3
+    )
+    metrics = es.train(
+        cfg, micro_model_dir, data["train"], validation, "countdown", 4, seed=0, out_dir=tmp_path / "run"
+    )
+    assert metrics["val/accuracy"].to_list()[0] in (0.0, 1 / 3, 2 / 3, 1.0)
+    whole_split = dataclasses.replace(cfg, validation_size=None)
+    with pytest.raises(KeyError):
+        es.train(
+            whole_split, micro_model_dir, data["train"], validation, "countdown", 4, seed=0, out_dir=tmp_path / "b"
+        )

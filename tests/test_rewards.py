@@ -82,6 +82,7 @@ def test_math_answer_extraction():
         ("\\boxed{2500,7500}", "2500,7500", 0.0, 1.0),  # their commas are stripped from the answer only
         ("#### $18", "18", 0.0, 1.0),  # `$` is not in their `[\-0-9\.,]+`
         ("\\boxed{ 72 }", "72", 1.0, 1.0),
+        ("\\boxed{$72$}", "72", 1.0, 1.0),  # `$` inside the box: stripped from the answer
         ("\\Boxed{72}", "72", 1.0, 0.0),  # their pattern ignores case (and matches "oxed")
         ("#### 5", "4", 0.0, 0.0),
         ("#### 4" + " " * 400, "4", 0.0, 0.0),  # outside the last 300 characters
