@@ -139,7 +139,8 @@ CASES = [
     (
         generator_cannot_fill_the_splits,
         ValueError,
-        r"countdown_generator: only \d+ distinct items found but the splits ask for 60",
+        r"countdown_generator: only \d+ distinct items found but the splits ask for 60; "
+        "widen the generator's ranges or shrink the splits",
     ),
     (mmlu_shots_beyond_the_dev_split, ValueError, r"mmlu: only 1 'train' items for subject 'elementary_mathematics'"),
     (mmlu_subject_missing_from_the_dev_split, ValueError, r"mmlu: only 0 'train' items for subject 'virology'"),

@@ -206,15 +206,27 @@ def test_members_draw_distinct_noise_within_and_across_iterations():
     assert es.draws(cfg, run_seed=1, iteration=1) != first
 
 
-def test_bad_config_is_refused_with_the_value():
-    with pytest.raises(ValueError, match="population_size, got 5"):
-        es.ESConfig(population_size=5, mirrored=True)
-    with pytest.raises(ValueError, match="'median'"):
-        es.ESConfig(fitness_shaping="median")
-    with pytest.raises(ValueError, match="numerics='vllm'"):
-        es.ESConfig(numerics="vllm")
-    with pytest.raises(ValueError, match="save_master=True with numerics='authors'"):
-        es.ESConfig(numerics="authors", save_master=True)
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        ({"population_size": 5, "mirrored": True}, "mirrored=True needs an even population_size, got 5"),
+        ({"fitness_shaping": "median"}, "fitness_shaping='median': expected 'zscore' or 'rank'"),
+        ({"noise": "shared"}, "noise='shared': expected 'independent' or 'paper'"),
+        ({"numerics": "vllm"}, "numerics='vllm': expected 'master' or 'authors'"),
+        ({"numerics": "authors", "save_master": True}, "save_master=True with numerics='authors'"),
+        ({"dtype": "float8"}, "dtype='float8': expected one of \\['bfloat16', 'float16', 'float32'\\]"),
+        ({"population_size": 1}, "population_size=1: fitness shaping needs at least 2"),
+        ({"checkpoint_every": 0}, "checkpoint_every=0 and validate_every=10 must be ≥ 1"),
+        ({"validate_every": 0}, "checkpoint_every=50 and validate_every=0 must be ≥ 1"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_value(keys, message):
+    with pytest.raises(ValueError, match=message):
+        es.ESConfig(**keys)
+
+
+def test_the_smallest_valid_values_are_accepted():
+    es.ESConfig(population_size=2, checkpoint_every=1, validate_every=1)
 
 
 def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_path):

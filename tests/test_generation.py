@@ -10,7 +10,7 @@ from transformers.generation.stopping_criteria import StopStringCriteria
 
 from esforget import tiny_model
 from esforget.generation import greedy, greedy_all, make_batches, pad_left
-from esforget.models import load_model, load_tokenizer
+from esforget.models import chat_prompt_ids, load_model, load_tokenizer
 
 
 class Scripted(torch.nn.Module):
@@ -132,3 +132,26 @@ def test_batched_decoding_equals_transformers_generate(micro_model_dir):
         expected.append([t for t in out[0, len(prompt) :].tolist() if t != eos])
 
     assert greedy_all(model, make_batches(prompts, tokenizer.pad_token_id, 4), 10, stop_ids=[eos]) == expected
+
+
+def test_the_scorer_cuts_replies_after_the_tasks_stop_strings(micro_model_dir):
+    """A task's stop strings reach the decoder through the scorer: each reply is the
+    reference's, cut right after the first point where its text ends with a stop string."""
+    from esforget.scoring import GreedyScorer
+    from esforget.tasks import make_frame
+
+    tokenizer = load_tokenizer(micro_model_dir)
+    model = sharp_model(micro_model_dir)
+    texts = [tokenizer.decode(ids) for ids in mixed_length_prompts(tokenizer, seed=3)]
+    rows = make_frame([{"id": str(i), "prompt": t, "ground_truth": "1", "info": {}} for i, t in enumerate(texts)])
+    scorer_prompts = chat_prompt_ids(tokenizer, texts)
+    free = [argmax_decode(model, p, 16, [tokenizer.eos_token_id]) for p in scorer_prompts]
+    stop = tokenizer.decode(free[0][4:6])
+
+    def cut(reply):
+        ends = [end for end in range(1, len(reply) + 1) if tokenizer.decode(reply[:end]).endswith(stop)]
+        return reply[: ends[0]] if ends else reply
+
+    expected = [tokenizer.decode(cut(reply), skip_special_tokens=True) for reply in free]
+    assert len({len(reply) for reply in expected}) > 1
+    assert GreedyScorer(tokenizer, rows, "choice", 16, 4, stop_strings=[stop])(model).replies == expected

@@ -245,3 +245,17 @@ def test_extra_scorers_grade_the_same_replies_as_probes_beside_the_tasks_own(mic
     assert table["probe"].to_list() == ["generative", "generative/math", "generative/math_verify"]
     assert table["n"].unique().to_list() == [6]
     assert table["mean_generated_tokens"].n_unique() == 1
+
+
+def test_probe_batches_are_placed_on_the_device_asked_for(micro_model_dir):
+    """On a GPU machine every batch must sit where the model is; the meta device shows the
+    placement without one."""
+    from esforget.probes import LetterScorer
+
+    tokenizer = load_tokenizer(micro_model_dir)
+    scorers = [
+        LoglikScorer(tokenizer, ITEMS, batch_size=4, device="meta"),
+        LetterScorer(tokenizer, build_splits(MMLU, {}, seed=0)["test"], batch_size=4, device="meta"),
+    ]
+    for scorer in scorers:
+        assert {t.device.type for b in scorer.batches for t in vars(b).values()} == {"meta"}

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import MICRO_COUNTDOWN
 
-from esforget.tasks import choice, countdown
+from esforget.tasks import ROW_SCHEMA, choice, countdown, make_frame
 from esforget.tasks.sources import (
     MATH_INSTRUCTION,
     SPLITS,
@@ -21,6 +22,7 @@ from esforget.tasks.sources import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ARITH = {"kind": "arith_choice_generator", "operand_range": [1, 9], "ops": ["+"], "instruction": ""}
 
 RECORDS = {
     "gsm8k": (
@@ -133,3 +135,17 @@ def test_a_hellaswag_record_without_an_index_is_named_by_its_position():
 def test_split_sizes_are_honoured_for_the_authors_parquet_splits(paper_data):
     frames = build_splits({"kind": "verl_parquet", "path": str(paper_data / "countdown")}, {"train": 5, "test": 7}, 0)
     assert (frames["train"].height, frames["test"].height) == (5, 7)
+
+
+@pytest.mark.parametrize("source", [MICRO_COUNTDOWN, ARITH], ids=["countdown", "arith_choice"])
+def test_generated_splits_are_a_function_of_the_data_seed(source):
+    sizes = {"train": 20, "validation": 5, "test": 5}
+    first = build_splits(source, sizes, seed=11)
+    again = build_splits(source, sizes, seed=11)
+    other = build_splits(source, sizes, seed=12)
+    assert all(first[split].equals(again[split]) for split in SPLITS)
+    assert not first["train"].equals(other["train"])
+
+
+def test_every_task_frame_has_the_row_schema_even_when_empty():
+    assert make_frame([]).schema == pl.Schema(ROW_SCHEMA)
