@@ -7,12 +7,12 @@ from esforget.findings import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
     SUPPORTED,
-    checkpoint_table,
     forgetting_at_matched_accuracy,
     forgetting_follows_norm_across_methods,
     forgetting_follows_norm_within_methods,
     probe_dependence,
 )
+from esforget.summaries import checkpoint_table
 
 STEPS = [0, 10, 20, 30]
 NEW = [0.20, 0.26, 0.32, 0.40]  # base + 6, + 12, + 20 points

@@ -2,7 +2,8 @@
 interval, and a verdict read off the interval — generated from the tables, never written by
 hand, so that the page can only say what its numbers support.
 
-Input: one row per (run, checkpoint, prior task, probe) — `checkpoint_table` builds it — with
+Input: one row per (run, checkpoint, prior task, probe) — `summaries.checkpoint_table` builds it —
+with
 the new-task accuracy (authors' probe), the prior-task accuracy and its change from the base,
 the update norm ‖ΔW‖_F and the KL from the base. The questions:
 
@@ -29,14 +30,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from esforget.statistics import Estimate, at_level, difference_interval, mean_interval, shift_at_equal_x, slope_interval
+from esforget.statistics import Estimate, difference_interval, mean_interval, shift_at_equal_x, slope_interval
+from esforget.summaries import RUN, matched_changes, run_slopes
 
 LEVELS = (0.05, 0.10)
 """New-task accuracy gains over the base at which forgetting is compared (question 1)."""
 NEGLIGIBLE = 0.01
 """An accuracy difference whose whole interval lies within ± this (1 point) is no difference."""
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive at this sample"
-RUN = ["model", "method", "algorithm", "train_task", "seed"]
 
 
 @dataclass(frozen=True)
@@ -76,51 +77,12 @@ def _interval_text(e: Estimate, scale: float = 1.0, unit: str = "") -> str:
     return f"{value} (95 % interval {scale * e.low:+.3g} to {scale * e.high:+.3g}{unit}; n = {e.n})"
 
 
-def checkpoint_table(retention: pl.DataFrame, norms: pl.DataFrame, prior_tasks: list[str]) -> pl.DataFrame:
-    """One row per (run, checkpoint, prior task, probe of that prior task): new-task accuracy
-    by the authors' probe, prior-task accuracy, its change from the run's step 0, KL from the
-    base and ‖ΔW‖_F (0 at step 0)."""
-    keys = ["model", "method", "train_task", "seed", "step"]
-    new = retention.filter(
-        (pl.col("eval_task") == pl.col("train_task")) & pl.col("probe").is_in(["generative", "answer_letter"])
-    ).select(*keys, pl.col("accuracy").alias("new_accuracy"))
-    prior = retention.filter(pl.col("eval_task").is_in(prior_tasks)).select(
-        *keys,
-        "algorithm",
-        pl.col("eval_task").alias("prior_task"),
-        "probe",
-        pl.col("accuracy").alias("prior_accuracy"),
-        pl.col("kl_from_base").alias("kl"),
-    )
-    table = prior.join(new, on=keys).join(norms.select(*keys, "fro_norm"), on=keys, how="left")
-    base = pl.col("prior_accuracy").sort_by("step").first().over(*RUN, "prior_task", "probe")
-    return table.with_columns((pl.col("prior_accuracy") - base).alias("prior_change")).sort(
-        *RUN, "prior_task", "probe", "step"
-    )
-
-
-def matched_changes(table: pl.DataFrame, level: float) -> pl.DataFrame:
-    """Per run, prior task and probe: the prior-task change where the new-task accuracy first
-    reaches the run's base + `level` (null: never reached)."""
-    rows = []
-    for key, run in table.group_by(*RUN, "prior_task", "probe", maintain_order=True):
-        run = run.sort("step")
-        new, prior = run["new_accuracy"].to_list(), run["prior_change"].to_list()
-        rows.append(
-            {
-                **dict(zip([*RUN, "prior_task", "probe"], key, strict=True)),
-                "level": level,
-                "prior_change": at_level(run["step"].to_list(), new, prior, new[0] + level),
-            }
-        )
-    return pl.DataFrame(rows, schema_overrides={"prior_change": pl.Float64})
-
-
 def forgetting_at_matched_accuracy(table: pl.DataFrame) -> list[Finding]:
     """Question 1, per prior task, probe and level."""
     found = []
+    matched_all = matched_changes(table, LEVELS)
     for level in LEVELS:
-        matched = matched_changes(table, level)
+        matched = matched_all.filter(pl.col("level") == level)
         for (task, probe), group in matched.group_by("prior_task", "probe", maintain_order=True):
             es, grpo = (group.filter(pl.col("algorithm") == a) for a in ("es", "grpo"))
             reached = {name: part["prior_change"].drop_nulls().to_list() for name, part in (("ES", es), ("GRPO", grpo))}
@@ -151,13 +113,9 @@ def forgetting_follows_norm_within_methods(table: pl.DataFrame, probe: str = "ge
     """Question 2: per method and prior task, the per-run slope of prior-task change (points)
     on ‖ΔW‖_F, mean over seeds."""
     found = []
-    rows = table.filter(pl.col("probe") == probe)
-    for (method, task), group in rows.group_by("method", "prior_task", maintain_order=True):
-        slopes = [
-            slope_interval(run["fro_norm"].to_list(), run["prior_change"].to_list()).value
-            for _, run in group.group_by("seed", maintain_order=True)
-        ]
-        estimate = mean_interval([100 * s for s in slopes])
+    slopes = run_slopes(table.filter(pl.col("probe") == probe), "fro_norm")
+    for (method, task), group in slopes.group_by("method", "prior_task", maintain_order=True):
+        estimate = mean_interval([100 * s for s in group["slope"] if s == s])
         found.append(
             Finding(
                 question="Does forgetting follow the update norm within each method?",
@@ -199,7 +157,9 @@ def forgetting_follows_norm_across_methods(table: pl.DataFrame, probe: str = "ge
         found.append(
             Finding(
                 question="Does ES forget more than GRPO at equal update norm?",
-                comparison=f"{task} ({probe}), final checkpoints: ES's shift in prior-task change at equal ‖ΔW‖_F, points",
+                comparison=(
+                    f"{task} ({probe}), final checkpoints: ES's shift in prior-task change at equal ‖ΔW‖_F, points"
+                ),
                 estimate=shift,
                 verdict=verdict(shift, -1, 100 * NEGLIGIBLE) if overlap else INCONCLUSIVE,
                 note="" if overlap else "ES's and GRPO's update norms do not overlap: no comparison at equal norm",
