@@ -65,12 +65,19 @@ def run_fingerprint(algorithm: str, cfg, seed: int, base_dir: str | Path) -> dic
     return {"algorithm": algorithm, "seed": seed, "base": str(base_dir), **dataclasses.asdict(cfg)}
 
 
-def publish(work: Path, out: Path, metrics: pl.DataFrame, run_config: dict) -> None:
-    """Move a finished run's checkpoints into the declared outputs; remove the work folder."""
+RECORDED_ONLY = "device"
+"""The key of run_config.json that records where the run ran, not what defines it."""
+
+
+def publish(work: Path, out: Path, metrics: pl.DataFrame, run_config: dict, device: str) -> None:
+    """Move a finished run's checkpoints into the declared outputs; remove the work folder.
+    `run_config.json` records the run's definition and, for the report, the device it ran on."""
     final = out / "checkpoints"
     if final.exists():
         shutil.rmtree(final)
     os.replace(work / "checkpoints", final)
-    write_json(run_config, out / "run_config.json")
+    from esforget.models import device_name
+
+    write_json({**run_config, RECORDED_ONLY: device_name(device)}, out / "run_config.json")
     write_parquet(metrics, out / "metrics.parquet")  # last: the rule's completion marker
     shutil.rmtree(work)

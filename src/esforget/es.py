@@ -466,6 +466,6 @@ def train(
     group.barrier()
     metrics = pl.DataFrame(rows, schema_overrides=METRIC_TYPES)
     if group.is_main:
-        publish(work, out, metrics, fingerprint)
+        publish(work, out, metrics, fingerprint, group.device)
     group.close()
     return metrics

@@ -433,5 +433,5 @@ def train(
     metrics = recorder.table()
     processes.wait_for_everyone()
     if processes.is_main_process:
-        publish(work, out, metrics, fingerprint)
+        publish(work, out, metrics, fingerprint, device)
     return metrics

@@ -73,3 +73,17 @@ def save_model(
                 {name: t.detach().float().cpu().contiguous() for name, t in master.items()},
                 str(tmp / MASTER_DIR / "model.safetensors"),
             )
+
+
+def device_name(device: str) -> str:
+    """`device` with what it is: the GPU's name, or the CPU's model."""
+    if torch.device(device).type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+
+        model = platform.processor() or platform.machine()
+    return f"{device} ({model})"

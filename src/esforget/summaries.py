@@ -42,10 +42,16 @@ def over_seeds(
                 kinds.add(WILSON)
             elif estimate.has_interval:
                 kinds.add(T_OVER_SEEDS.format(n=n))
-            row |= {column: estimate.value, f"{column}_low": low, f"{column}_high": high}
+            row |= {column: _or_null(estimate.value), f"{column}_low": _or_null(low), f"{column}_high": _or_null(high)}
         row["interval"] = " / ".join(sorted(kinds)) or NO_INTERVAL
         rows.append(row)
-    return pl.DataFrame(rows).sort(by)
+    values_schema = {c: pl.Float64 for v in values for c in (v, f"{v}_low", f"{v}_high")}
+    return pl.DataFrame(rows, schema_overrides=values_schema).sort(by)
+
+
+def _or_null(value: float | None) -> float | None:
+    """NaN (no value, no interval) as null: what the parquet tables and the charts' JSON hold."""
+    return None if value is None or value != value else value
 
 
 def accuracy_table(retention: pl.DataFrame, peaks: pl.DataFrame) -> pl.DataFrame:
@@ -146,3 +152,93 @@ def slope_table(checkpoints: pl.DataFrame, x: str) -> pl.DataFrame:
     over seeds with its t interval (the runs' checkpoints are not independent, its seeds are)."""
     by = ["model", "method", "algorithm", "train_task", "prior_task", "probe"]
     return over_seeds(run_slopes(checkpoints, x).drop_nans("slope"), by, ["slope"])
+
+
+AUTHORS_PROBES = ["generative", "answer_letter"]
+"""The probe the authors used for each kind of task: a greedy reply; MMLU's answer letter."""
+
+
+def tradeoff_points(retention: pl.DataFrame, prior_tasks: list[str]) -> pl.DataFrame:
+    """Per method, checkpoint step and prior task: new-task and prior-task accuracy by the
+    authors' probes, mean over seeds with intervals (Wilson over items with one seed)."""
+    retention = retention.filter(pl.col("probe").is_in(AUTHORS_PROBES))
+    keys = [*RUN_KEYS, "step"]
+    new = retention.filter(pl.col("eval_task") == pl.col("train_task")).select(
+        *keys,
+        "algorithm",
+        pl.col("accuracy").alias("new_accuracy"),
+        pl.col("ci_low").alias("new_ci_low"),
+        pl.col("ci_high").alias("new_ci_high"),
+    )
+    prior = retention.filter(pl.col("eval_task").is_in(prior_tasks)).select(
+        *keys,
+        pl.col("eval_task").alias("prior_task"),
+        pl.col("accuracy").alias("prior_accuracy"),
+        pl.col("ci_low").alias("prior_ci_low"),
+        pl.col("ci_high").alias("prior_ci_high"),
+    )
+    return over_seeds(
+        new.join(prior, on=keys),
+        ["model", "method", "algorithm", "train_task", "prior_task", "step"],
+        ["new_accuracy", "prior_accuracy"],
+        wilson={"new_accuracy": ("new_ci_low", "new_ci_high"), "prior_accuracy": ("prior_ci_low", "prior_ci_high")},
+    )
+
+
+def norm_summary(norms: pl.DataFrame) -> pl.DataFrame:
+    """‖ΔW‖_F per method and checkpoint step, mean over seeds with its interval."""
+    return over_seeds(norms, ["model", "method", "train_task", "step"], ["fro_norm"])
+
+
+def kl_summary(retention: pl.DataFrame) -> pl.DataFrame:
+    """KL(base ‖ checkpoint) per method, step and prior task, mean over seeds (the retention
+    table repeats it on each probe's row: one per run and task is kept)."""
+    kl = (
+        retention.filter(pl.col("kl_from_base").is_not_null())
+        .unique([*RUN_KEYS, "step", "eval_task"], keep="first")
+        .rename({"eval_task": "prior_task", "kl_from_base": "kl"})
+    )
+    return over_seeds(kl, ["model", "method", "train_task", "prior_task", "step"], ["kl"])
+
+
+CURVES = {
+    "fitness/mean": "ES fitness, mean over members",
+    "fitness/max": "ES fitness, best member",
+    "reward/mean": "GRPO reward, mean over rollouts",
+    "val/accuracy": "validation accuracy",
+}
+"""Training metrics drawn as curves: metrics.parquet column → panel title."""
+
+
+def training_curves(metrics: list[tuple[pl.DataFrame, dict]]) -> pl.DataFrame:
+    """The `CURVES` of every run, long (run, measure, step, value), then mean over seeds per
+    method, measure and step. GRPO logs per optimizer step; validation is logged where it ran."""
+    long = []
+    for table, run in metrics:
+        present = [c for c in CURVES if c in table.columns]
+        long.append(
+            table.select(pl.col("step").cast(pl.Int64), *(pl.col(c).cast(pl.Float64) for c in present))
+            .unpivot(index="step", variable_name="measure", value_name="value")
+            .drop_nulls("value")
+            .with_columns(
+                pl.col("measure").replace_strict(CURVES),
+                pl.lit(run["model"]).alias("model"),
+                pl.lit(run["method"]).alias("method"),
+                pl.lit(run["task"]).alias("train_task"),
+                pl.lit(run["seed"], dtype=pl.Int64).alias("seed"),
+            )
+        )
+    return over_seeds(pl.concat(long), ["model", "method", "train_task", "measure", "step"], ["value"])
+
+
+def layer_sparsity(per_tensor: pl.DataFrame, thresholds: list[float]) -> pl.DataFrame:
+    """Mean per-tensor sparsity per layer and bucket at each run's final checkpoint (the
+    authors' layer average), at every τ, then mean over seeds."""
+    final = per_tensor.filter((pl.col("step") == pl.col("step").max().over(RUN_KEYS)) & pl.col("layer").is_not_null())
+    per_run = pl.concat(
+        final.group_by(*RUN_KEYS, "algorithm", "layer", "bucket")
+        .agg(pl.col(f"sparsity@{tau:g}").mean().alias("sparsity"))
+        .with_columns(pl.lit(f"{tau:g}").alias("tau"))
+        for tau in thresholds
+    )
+    return over_seeds(per_run, ["model", "method", "algorithm", "train_task", "tau", "layer", "bucket"], ["sparsity"])

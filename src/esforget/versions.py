@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from esforget import layout
-from esforget.checkpoints import run_fingerprint
+from esforget.checkpoints import RECORDED_ONLY, run_fingerprint
 from esforget.config import DEFAULT_CONFIGFILES, load, method_for_run
 from esforget.io import read_json
 from esforget.methods import method_config
@@ -149,7 +149,7 @@ def _run_mismatch(config: dict, root: Path, model: str, method: str, task: str, 
     spec = method_for_run(config, model, method, task)
     base = f"{layout.base_dir(config, model)}/model"
     expected = json.loads(json.dumps(run_fingerprint(spec["algorithm"], method_config(method, spec), seed, base)))
-    recorded = read_json(recorded_path)
+    recorded = {k: v for k, v in read_json(recorded_path).items() if k != RECORDED_ONLY}
     differing = sorted(k for k in expected.keys() | recorded.keys() if expected.get(k) != recorded.get(k))
     if not differing:
         return []

@@ -1,43 +1,28 @@
+FIGURE_KEYS = ["tradeoff", "dose_norm", "dose_kl", "curves", "norm", "divergence", "sparsity", "drift"]
+REPORT_TABLES = ["accuracy", "matched", "findings", "slopes_norm", "slopes_kl", "precision", "checkpoints"]
+
+
 rule render_report:
     input:
         retention=run_paths("retention.parquet"),
         weights=run_paths("weight_diff.parquet"),
         metrics=run_paths("metrics.parquet"),
+        run_configs=run_paths("run_config.json"),
+        manifests=[f"{layout.data_dir(config, task)}/manifest.json" for task in TASKS],
     output:
         html=report(
             "results/report/report.html",
             caption="../report/report.rst",
             category="Report",
         ),
-        tradeoff=report(
-            "results/report/figures/tradeoff.svg",
-            caption="../report/tradeoff.rst",
-            category="Figures",
-        ),
-        norm=report(
-            "results/report/figures/norm.svg",
-            caption="../report/norm.rst",
-            category="Figures",
-        ),
-        divergence=report(
-            "results/report/figures/divergence.svg",
-            caption="../report/divergence.rst",
-            category="Figures",
-        ),
-        drift=report(
-            "results/report/figures/drift.svg",
-            caption="../report/drift.rst",
-            category="Figures",
-        ),
-        sparsity=report(
-            "results/report/figures/sparsity.svg",
-            caption="../report/sparsity.rst",
-            category="Figures",
-        ),
-        accuracy="results/report/accuracy.parquet",
+        svg=[
+            report(f"results/report/figures/{key}.svg", caption=f"../report/{key}.rst", category="Figures")
+            for key in FIGURE_KEYS
+        ],
+        png=[f"results/report/figures/{key}.png" for key in FIGURE_KEYS],
+        tables=[f"results/report/{name}.parquet" for name in REPORT_TABLES],
         retention="results/report/retention.parquet",
         weights="results/report/weight_norms.parquet",
-        precision="results/report/precision.parquet",
     log:
         "logs/report/render_report.log",
     conda:
@@ -50,7 +35,8 @@ rule render_report:
         runs=runs(),
         methods=METHODS,
         prior_tasks=[t for t in config["evaluation"]["tasks"] if TASKS[t]["role"] == "prior"],
-        tau=config["analysis"]["sparsity_thresholds"][0],
         thresholds=config["analysis"]["sparsity_thresholds"],
+        figures=FIGURE_KEYS,
+        tables=REPORT_TABLES,
     script:
         "../scripts/render_report.py"

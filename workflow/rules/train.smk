@@ -10,6 +10,7 @@ rule train_es:
     output:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
         metrics=f"{RUN_DIR}/metrics.parquet",
+        run_config=f"{RUN_DIR}/run_config.json",
     log:
         f"logs/{RUN}/train.log",
     benchmark:
@@ -40,6 +41,7 @@ rule train_grpo:
     output:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
         metrics=f"{RUN_DIR}/metrics.parquet",
+        run_config=f"{RUN_DIR}/run_config.json",
     log:
         f"logs/{RUN}/train.log",
     benchmark:
