@@ -105,9 +105,20 @@ def test_metrics_tables_have_one_row_per_step(workdir):
     assert grpo["reward/mean"].is_not_null().all() and grpo["loss"].is_not_null().all()
 
 
-def test_report_has_figures_and_the_accuracy_table(workdir):
+def test_report_has_findings_figures_tables_and_what_made_them(workdir):
+    from esforget.report import FIGURES
+
     page = (workdir / "results/report/report.html").read_text()
-    assert page.count("<svg") == 5 and page.count("<table>") == 2
+    assert page.count("<svg") == len(FIGURES)
+    for key in FIGURES:
+        assert (workdir / f"results/report/figures/{key}.svg").stat().st_size > 0
+        assert (workdir / f"results/report/figures/{key}.png").read_bytes()[:4] == b"\x89PNG"
+    findings = read(workdir, "results/report/findings.parquet")
+    assert set(findings["question"]) >= {
+        "Does ES forget more than GRPO at matched new-task accuracy?",
+        "Does forgetting follow the update norm within each method?",
+    }
+    assert "What made this report" in page and "Wall time per job" in page
     accuracy = read(workdir, "results/report/accuracy.parquet")
     assert sorted(zip(accuracy["method"], accuracy["eval_task"], accuracy["probe"], strict=True)) == [
         (method, *task_probe)
