@@ -2,6 +2,8 @@
 training metrics, never from the split reported), its figures draw those tables, and its page
 holds every figure, table, finding and what made them."""
 
+import shutil
+
 import polars as pl
 import pytest
 
@@ -365,10 +367,10 @@ def test_tables_show_integers_as_integers_shares_in_percent_and_intervals_in_bra
         }
     )
     assert table_html(frame) == (
-        "<table><thead><tr><th>a&lt;b</th><th>name</th><th>n</th><th>peak_step</th>"
+        "<div class='table'><table><thead><tr><th>a&lt;b</th><th>name</th><th>n</th><th>peak_step</th>"
         "<th>final (%) [95 % interval]</th></tr></thead><tbody>"
         "<tr><td>1.235</td><td>x&amp;y</td><td>3</td><td>150</td><td>38.5 [34.2, 42.9]</td></tr>"
-        "<tr><td></td><td>z</td><td>1,200</td><td>25</td><td>50.0</td></tr></tbody></table>"
+        "<tr><td></td><td>z</td><td>1,200</td><td>25</td><td>50.0</td></tr></tbody></table></div>"
     )
 
 
@@ -432,7 +434,7 @@ def test_each_figure_draws_the_table_it_comes_from_on_the_axes_it_names(run_file
     expected_data = {
         "tradeoff": tradeoff_points(data.retention, ["arith"]),
         "norm": summaries.norm_summary(data.norms),
-        "divergence": summaries.kl_summary(data.retention),
+        "divergence": summaries.kl_summary(data.retention, ["arith"]),
         "curves": summaries.training_curves(data.metrics),
         "sparsity": layer_sparsity(data.per_tensor, THRESHOLDS),
     }
@@ -471,3 +473,38 @@ def test_each_figure_draws_the_table_it_comes_from_on_the_axes_it_names(run_file
 def test_the_drift_figure_says_so_when_no_run_measured_drift():
     none = pl.DataFrame(schema=report.DRIFT_COLUMNS)
     assert charts.drift_chart(none).data["note"].item().startswith("no ES run under the authors' numerics")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium; .ci/run does)")
+def test_the_page_opens_offline_in_a_browser_without_errors_and_every_figure_shows_marks(run_files, tmp_path):
+    """As a person reads it: headless Chromium, networking off, from a file:// URL. Nothing is
+    fetched but the page itself, nothing is logged as an error, every figure drew marks; the
+    screenshot is left in the test's folder."""
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    files, runs = run_files
+    data = collect(files["retention"], files["weights"], files["metrics"], runs, METHODS, THRESHOLDS)
+    figures = {key: (tmp_path / f"{key}.svg", tmp_path / f"{key}.png") for key in report.FIGURES}
+    render(data, ["arith"], THRESHOLDS, METHODS, RECORD, tmp_path / "report.html", figures, "report")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+        )
+        page = browser.new_context(offline=True).new_page()
+        errors, fetched = [], []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("request", lambda request: fetched.append(request.url))
+        page.goto((tmp_path / "report.html").as_uri(), wait_until="load")
+        marks = page.eval_on_selector_all("svg", "svgs => svgs.map(svg => svg.querySelectorAll('.role-mark *').length)")
+        page.screenshot(path=tmp_path / "screenshot.png", full_page=True)
+        browser.close()
+
+    assert errors == []
+    assert fetched == [(tmp_path / "report.html").as_uri()]
+    assert len(marks) == len(report.FIGURES) and min(marks) > 0
+    assert (tmp_path / "screenshot.png").stat().st_size > 10_000

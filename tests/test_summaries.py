@@ -119,4 +119,4 @@ def test_the_slope_table_averages_each_runs_slope_over_seeds():
         [("es", s, [0.2, 0.3, 0.4], [0.0, -0.1 * (s + 1), -0.2 * (s + 1)], [0, 1, 2]) for s in range(3)]
     )
     row = slope_table(table, "fro_norm").row(0, named=True)
-    assert row["slope"] == pytest.approx(-0.2) and row["seeds"] == 3  # slopes −0.1, −0.2, −0.3
+    assert row["points_per_unit_fro_norm"] == pytest.approx(-20) and row["seeds"] == 3  # −10, −20, −30 points

@@ -115,7 +115,7 @@ def forgetting_follows_norm_within_methods(table: pl.DataFrame, probe: str = "ge
     found = []
     slopes = run_slopes(table.filter(pl.col("probe") == probe), "fro_norm")
     for (method, task), group in slopes.group_by("method", "prior_task", maintain_order=True):
-        estimate = mean_interval([100 * s for s in group["slope"] if s == s])
+        estimate = mean_interval([s for s in group["slope"] if s == s])
         found.append(
             Finding(
                 question="Does forgetting follow the update norm within each method?",

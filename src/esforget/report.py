@@ -136,6 +136,13 @@ def _is_percent(column: str) -> bool:
     return column in PERCENT_COLUMNS or column.split("@")[0] in ("sparsity", "master_sparsity", "erased")
 
 
+def _unit(column: str) -> str:
+    """How a percent column reads: a change of accuracy in points, a share in %."""
+    if not _is_percent(column):
+        return ""
+    return " (points)" if "change" in column or "minus" in column else " (%)"
+
+
 def _number(value, percent: bool) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -151,9 +158,7 @@ def table_html(frame: pl.DataFrame) -> str:
     `_low`/`_high` companions as "value [low, high]", text escaped."""
     shown = [c for c in frame.columns if not (c.endswith(("_low", "_high")) and c.rsplit("_", 1)[0] in frame.columns)]
     head = "".join(
-        f"<th>{html.escape(c)}{' (%)' if _is_percent(c) else ''}"
-        f"{' [95 % interval]' if f'{c}_low' in frame.columns else ''}</th>"
-        for c in shown
+        f"<th>{html.escape(c)}{_unit(c)}{' [95 % interval]' if f'{c}_low' in frame.columns else ''}</th>" for c in shown
     )
     body = []
     for row in frame.iter_rows(named=True):
@@ -170,7 +175,7 @@ def table_html(frame: pl.DataFrame) -> str:
                 text = html.escape(str(value))
             cells.append(f"<td>{text}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<div class='table'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
 def render_figures(charts_by_key: dict[str, alt.TopLevelMixin], paths: dict[str, tuple[Path, Path]]) -> dict[str, str]:
@@ -226,7 +231,7 @@ def figures(data: Collected, report_tables: dict[str, pl.DataFrame], prior_tasks
         "dose_kl": charts.dose_chart(checkpoints.drop_nulls("kl"), "kl", "mean per-token KL(base ‖ checkpoint)"),
         "curves": charts.curves_chart(summaries.training_curves(data.metrics)),
         "norm": charts.norm_chart(summaries.norm_summary(data.norms)),
-        "divergence": charts.divergence_chart(summaries.kl_summary(data.retention)),
+        "divergence": charts.divergence_chart(summaries.kl_summary(data.retention, prior_tasks)),
         "sparsity": charts.sparsity_chart(summaries.layer_sparsity(data.per_tensor, thresholds)),
         "drift": charts.drift_chart(data.drift),
     }
@@ -376,8 +381,8 @@ FINDINGS_CAPTION = (
 )
 STYLE = (
     "body{font-family:sans-serif;max-width:1250px;margin:2em auto}"
-    "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
-    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{overflow-wrap:anywhere}"
+    "div.table{overflow-x:auto;margin:1em 0}table{border-collapse:collapse;font-size:0.85em}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}"
     "li.supported{color:#1a6b1a}li.not{color:#8a1c1c}li.inconclusive{color:#555}"
     "pre{background:#f6f6f6;padding:1em;font-size:0.8em;overflow-x:auto}"
 )

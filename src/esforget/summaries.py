@@ -138,20 +138,22 @@ def matched_accuracy_table(checkpoints: pl.DataFrame, levels: tuple[float, ...])
 
 
 def run_slopes(checkpoints: pl.DataFrame, x: str) -> pl.DataFrame:
-    """Per run, prior task and probe: the OLS slope of prior-task change on `x` (fro_norm or
-    kl) over the run's checkpoints."""
+    """Per run, prior task and probe: the OLS slope of prior-task change, in accuracy points, on
+    `x` (fro_norm or kl) over the run's checkpoints."""
     rows = []
     for key, run in checkpoints.group_by(*RUN, "prior_task", "probe", maintain_order=True):
-        fit = slope_interval(run[x].to_list(), run["prior_change"].to_list())
+        fit = slope_interval(run[x].to_list(), [100 * c for c in run["prior_change"]])
         rows.append(dict(zip([*RUN, "prior_task", "probe"], key, strict=True)) | {"slope": fit.value})
     return pl.DataFrame(rows, schema_overrides={"slope": pl.Float64})
 
 
 def slope_table(checkpoints: pl.DataFrame, x: str) -> pl.DataFrame:
-    """Per method, prior task and probe: the per-run slope of prior-task change on `x`, mean
-    over seeds with its t interval (the runs' checkpoints are not independent, its seeds are)."""
+    """Per method, prior task and probe: the per-run slope of prior-task change (points per
+    unit of `x`), mean over seeds with its t interval (a run's checkpoints are not independent,
+    its seeds are)."""
     by = ["model", "method", "algorithm", "train_task", "prior_task", "probe"]
-    return over_seeds(run_slopes(checkpoints, x).drop_nans("slope"), by, ["slope"])
+    slopes = run_slopes(checkpoints, x).drop_nans("slope").rename({"slope": f"points_per_unit_{x}"})
+    return over_seeds(slopes, by, [f"points_per_unit_{x}"])
 
 
 AUTHORS_PROBES = ["generative", "answer_letter"]
@@ -190,11 +192,11 @@ def norm_summary(norms: pl.DataFrame) -> pl.DataFrame:
     return over_seeds(norms, ["model", "method", "train_task", "step"], ["fro_norm"])
 
 
-def kl_summary(retention: pl.DataFrame) -> pl.DataFrame:
+def kl_summary(retention: pl.DataFrame, prior_tasks: list[str]) -> pl.DataFrame:
     """KL(base ‖ checkpoint) per method, step and prior task, mean over seeds (the retention
     table repeats it on each probe's row: one per run and task is kept)."""
     kl = (
-        retention.filter(pl.col("kl_from_base").is_not_null())
+        retention.filter(pl.col("kl_from_base").is_not_null() & pl.col("eval_task").is_in(prior_tasks))
         .unique([*RUN_KEYS, "step", "eval_task"], keep="first")
         .rename({"eval_task": "prior_task", "kl_from_base": "kl"})
     )
