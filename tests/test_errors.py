@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from esforget import tiny_model
 from esforget.checkpoints import list_checkpoints
 from esforget.io import read_json, read_parquet
+from esforget.member_batch import MemberStack
 from esforget.probes import LoglikScorer
 from esforget.tasks import make_frame, reward_function
 from esforget.tasks.sources import _mmlu_rows, build_splits
@@ -81,6 +82,10 @@ def mmlu_shots_beyond_the_dev_split(tmp):
     _mmlu_rows([item], source)
 
 
+def members_beyond_memory(tmp):
+    MemberStack(torch.nn.Linear(1024, 1024), 10**9)  # refused before anything is allocated
+
+
 def choice_rows(infos: list[dict]) -> pl.DataFrame:
     return make_frame(
         [{"id": str(i), "prompt": "q", "ground_truth": "1", "info": info} for i, info in enumerate(infos)]
@@ -131,6 +136,7 @@ CASES = [
     (jsonl_line_not_json, ValueError, r"dev\.jsonl, line 2: not JSON"),
     (generator_cannot_fill_the_splits, ValueError, r"only \d+ distinct items found but the splits ask for 60"),
     (mmlu_shots_beyond_the_dev_split, ValueError, r"mmlu: only 1 'train' items for subject 'elementary_mathematics'"),
+    (members_beyond_memory, ValueError, r"members_per_forward=1000000000: .* GiB, .* GiB are free on cpu; lower it"),
     (probe_item_without_options, ValueError, re.escape("item info ['choices', 'question'] lacks 'question'/'options'")),
     (probe_option_adding_no_token, ValueError, "an option adds no token to its context"),
     (no_checkpoints, FileNotFoundError, r"no checkpoints \(step\?\?\?\?\?\?/config\.json\) in .*checkpoints"),

@@ -255,3 +255,40 @@ def test_drift_tracking_can_be_switched_off_for_the_authors_footprint(micro_mode
     weights.begin_members()
     weights.perturb(seed=123, sign=1.0, sigma=0.1)
     assert weights.end_members() == (None, None)
+
+
+@pytest.mark.parametrize("numerics, dtype", [("master", "float32"), ("authors", "float16")])
+def test_members_per_forward_and_verified_drafts_change_no_fitness_and_no_weight(
+    micro_model_dir, tmp_path, numerics, dtype
+):
+    """Speed levers, not methods: K = 4 members per forward (6 members: a group of 4, then one of
+    2) and verified drafts give the fitnesses and weights of one member at a time, bit for bit,
+    under both numerics (the authors' in-place restores drift in the same order)."""
+    from esforget.tasks.sources import build_splits
+
+    data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 8, "test": 8}, seed=0)
+    levers = {"one": {}, "four": {"members_per_forward": 4}, "drafts": {"members_per_forward": 4, "draft_replies": True}}
+    runs = {}
+    for name, lever in levers.items():
+        cfg = es.ESConfig(
+            iterations=3,
+            population_size=6,
+            sigma=0.5,
+            alpha=0.05,
+            checkpoint_every=3,
+            validate_every=3,
+            prompts_per_iteration=8,
+            numerics=numerics,
+            dtype=dtype,
+            **lever,
+        )
+        metrics = es.train(
+            cfg, micro_model_dir, data["train"], data["validation"], "countdown", 8, seed=1, out_dir=tmp_path / name
+        )
+        weights = [p.detach() for p in load_model(tmp_path / name / "checkpoints" / "step000003", dtype).parameters()]
+        runs[name] = (metrics.drop("perf/seconds"), weights)
+    one_metrics, one_weights = runs.pop("one")
+    assert one_metrics["fitness/std"].max() > 0  # members replied differently
+    for name, (metrics, weights) in runs.items():
+        assert metrics.equals(one_metrics), name
+        assert all(torch.equal(p, q) for p, q in zip(weights, one_weights, strict=True)), name
