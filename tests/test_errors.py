@@ -86,6 +86,13 @@ def members_beyond_memory(tmp):
     MemberStack(torch.nn.Linear(1024, 1024), 10**9)  # refused before anything is allocated
 
 
+def mmlu_subject_missing_from_the_dev_split(tmp):
+    item = {"question": "1+1?", "choices": ["1", "2", "3", "4"], "answer": 1, "subject": "virology"}
+    (tmp / "dev.jsonl").write_text(json.dumps({**item, "subject": "geography"}) + "\n")
+    source = {"dataset": "json", "data_files": str(tmp / "dev.jsonl"), "shots": 1, "shots_split": "train"}
+    _mmlu_rows([item], source)
+
+
 def choice_rows(infos: list[dict]) -> pl.DataFrame:
     return make_frame(
         [{"id": str(i), "prompt": "q", "ground_truth": "1", "info": info} for i, info in enumerate(infos)]
@@ -134,9 +141,15 @@ CASES = [
         r"train\.parquet: not in VeRL layout, missing columns \['extra_info', 'reward_model'\]",
     ),
     (jsonl_line_not_json, ValueError, r"dev\.jsonl, line 2: not JSON"),
-    (generator_cannot_fill_the_splits, ValueError, r"only \d+ distinct items found but the splits ask for 60"),
+    (
+        generator_cannot_fill_the_splits,
+        ValueError,
+        r"countdown_generator: only \d+ distinct items found but the splits ask for 60; "
+        "widen the generator's ranges or shrink the splits",
+    ),
     (mmlu_shots_beyond_the_dev_split, ValueError, r"mmlu: only 1 'train' items for subject 'elementary_mathematics'"),
     (members_beyond_memory, ValueError, r"members_per_forward=1000000000: .* GiB, .* GiB are free on cpu; lower it"),
+    (mmlu_subject_missing_from_the_dev_split, ValueError, r"mmlu: only 0 'train' items for subject 'virology'"),
     (probe_item_without_options, ValueError, re.escape("item info ['choices', 'question'] lacks 'question'/'options'")),
     (probe_option_adding_no_token, ValueError, "an option adds no token to its context"),
     (no_checkpoints, FileNotFoundError, r"no checkpoints \(step\?\?\?\?\?\?/config\.json\) in .*checkpoints"),

@@ -1,5 +1,6 @@
 """The ES update is exactly θ ← θ + (α/N) Σ zᵢ εᵢ, with noise regenerated from seeds."""
 
+import dataclasses
 import itertools
 import math
 import random
@@ -205,15 +206,28 @@ def test_members_draw_distinct_noise_within_and_across_iterations():
     assert es.draws(cfg, run_seed=1, iteration=1) != first
 
 
-def test_bad_config_is_refused_with_the_value():
-    with pytest.raises(ValueError, match="population_size, got 5"):
-        es.ESConfig(population_size=5, mirrored=True)
-    with pytest.raises(ValueError, match="'median'"):
-        es.ESConfig(fitness_shaping="median")
-    with pytest.raises(ValueError, match="numerics='vllm'"):
-        es.ESConfig(numerics="vllm")
-    with pytest.raises(ValueError, match="save_master=True with numerics='authors'"):
-        es.ESConfig(numerics="authors", save_master=True)
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        ({"population_size": 5, "mirrored": True}, "mirrored=True needs an even population_size, got 5"),
+        ({"fitness_shaping": "median"}, "fitness_shaping='median': expected 'zscore' or 'rank'"),
+        ({"noise": "shared"}, "noise='shared': expected 'independent' or 'paper'"),
+        ({"numerics": "vllm"}, "numerics='vllm': expected 'master' or 'authors'"),
+        ({"numerics": "authors", "save_master": True}, "save_master=True with numerics='authors'"),
+        ({"dtype": "float8"}, "dtype='float8': expected one of \\['bfloat16', 'float16', 'float32'\\]"),
+        ({"population_size": 1}, "population_size=1: fitness shaping needs at least 2"),
+        ({"checkpoint_every": 0}, "checkpoint_every=0 and validate_every=10 must be ≥ 1"),
+        ({"validate_every": 0}, "checkpoint_every=50 and validate_every=0 must be ≥ 1"),
+        ({"members_per_forward": 0}, "members_per_forward=0: must be ≥ 1"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_value(keys, message):
+    with pytest.raises(ValueError, match=message):
+        es.ESConfig(**keys)
+
+
+def test_the_smallest_valid_values_are_accepted():
+    es.ESConfig(population_size=2, checkpoint_every=1, validate_every=1)
 
 
 def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_path):
@@ -267,7 +281,11 @@ def test_members_per_forward_and_verified_drafts_change_no_fitness_and_no_weight
     from esforget.tasks.sources import build_splits
 
     data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 8, "test": 8}, seed=0)
-    levers = {"one": {}, "four": {"members_per_forward": 4}, "drafts": {"members_per_forward": 4, "draft_replies": True}}
+    levers = {
+        "one": {},
+        "four": {"members_per_forward": 4},
+        "drafts": {"members_per_forward": 4, "draft_replies": True},
+    }
     runs = {}
     for name, lever in levers.items():
         cfg = es.ESConfig(
@@ -292,3 +310,25 @@ def test_members_per_forward_and_verified_drafts_change_no_fitness_and_no_weight
     for name, (metrics, weights) in runs.items():
         assert metrics.equals(one_metrics), name
         assert all(torch.equal(p, q) for p, q in zip(weights, one_weights, strict=True)), name
+
+
+def test_validation_scores_only_the_first_validation_size_items(micro_model_dir, tmp_path):
+    """Items past `validation_size` are never scored: here they are unscorable (no numbers),
+    so scoring one would fail the run."""
+    from esforget.tasks.sources import build_splits
+
+    data = build_splits(MICRO_COUNTDOWN, {"train": 8, "validation": 6, "test": 1}, seed=0)
+    unscorable = pl.Series(["{}"] * 3, dtype=pl.String)
+    validation = data["validation"].with_columns(info=pl.concat([data["validation"]["info"].head(3), unscorable]))
+    cfg = es.ESConfig(
+        iterations=1, population_size=2, sigma=0.5, checkpoint_every=1, validate_every=1, validation_size=3
+    )
+    metrics = es.train(
+        cfg, micro_model_dir, data["train"], validation, "countdown", 4, seed=0, out_dir=tmp_path / "run"
+    )
+    assert metrics["val/accuracy"].to_list()[0] in (0.0, 1 / 3, 2 / 3, 1.0)
+    whole_split = dataclasses.replace(cfg, validation_size=None)
+    with pytest.raises(KeyError):
+        es.train(
+            whole_split, micro_model_dir, data["train"], validation, "countdown", 4, seed=0, out_dir=tmp_path / "b"
+        )

@@ -10,11 +10,10 @@ import pytest
 import torch
 from transformers.generation.stopping_criteria import StopStringCriteria
 
-from esforget import tiny_model
-from esforget import generation
+from esforget import generation, tiny_model
 from esforget.generation import greedy, greedy_all, make_batches, pad_left
 from esforget.member_batch import MemberStack
-from esforget.models import load_model, load_tokenizer
+from esforget.models import chat_prompt_ids, load_model, load_tokenizer
 
 
 class Scripted(torch.nn.Module):
@@ -177,7 +176,9 @@ def stacked(model, members) -> MemberStack:
 def batch_sizes_seen(model) -> list[int]:
     """Rows of every forward of `model`'s decoder from now on."""
     seen = []
-    model.get_decoder().register_forward_pre_hook(lambda _, args, kwargs: seen.append(len(kwargs["input_ids"])), with_kwargs=True)
+    model.get_decoder().register_forward_pre_hook(
+        lambda _, args, kwargs: seen.append(len(kwargs["input_ids"])), with_kwargs=True
+    )
     return seen
 
 
@@ -264,3 +265,26 @@ def test_a_layer_without_a_grouped_forward_is_refused_by_name():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
     with pytest.raises(ValueError, match=r"^1 \(LayerNorm, parameters \['bias', 'weight'\]\).*members_per_forward: 1"):
         MemberStack(model, 2)
+
+
+def test_the_scorer_cuts_replies_after_the_tasks_stop_strings(micro_model_dir):
+    """A task's stop strings reach the decoder through the scorer: each reply is the
+    reference's, cut right after the first point where its text ends with a stop string."""
+    from esforget.scoring import GreedyScorer
+    from esforget.tasks import make_frame
+
+    tokenizer = load_tokenizer(micro_model_dir)
+    model = sharp_model(micro_model_dir)
+    texts = [tokenizer.decode(ids) for ids in mixed_length_prompts(tokenizer, seed=3)]
+    rows = make_frame([{"id": str(i), "prompt": t, "ground_truth": "1", "info": {}} for i, t in enumerate(texts)])
+    scorer_prompts = chat_prompt_ids(tokenizer, texts)
+    free = [argmax_decode(model, p, 16, [tokenizer.eos_token_id]) for p in scorer_prompts]
+    stop = tokenizer.decode(free[0][4:6])
+
+    def cut(reply):
+        ends = [end for end in range(1, len(reply) + 1) if tokenizer.decode(reply[:end]).endswith(stop)]
+        return reply[: ends[0]] if ends else reply
+
+    expected = [tokenizer.decode(cut(reply), skip_special_tokens=True) for reply in free]
+    assert len({len(reply) for reply in expected}) > 1
+    assert GreedyScorer(tokenizer, rows, "choice", 16, 4, stop_strings=[stop])(model).replies == expected

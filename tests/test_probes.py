@@ -50,8 +50,30 @@ def sequence_logprob(model, ids: list[int], continuation_length: int) -> float:
     return float(picked[-continuation_length:].sum())
 
 
-def test_loglikelihood_probe_equals_one_sequence_at_a_time(micro_model_dir):
-    model, tokenizer = load_model(micro_model_dir), load_tokenizer(micro_model_dir)
+def wrapping_tokenizer(path):
+    """The model's tokenizer, made to wrap every text in BOS … EOS unless told not to, as many
+    tokenizers do: the probes score the raw text, so they must ask for no special tokens."""
+    from tokenizers import processors
+
+    tokenizer = load_tokenizer(path)
+    bos, eos = tokenizer.bos_token, tokenizer.eos_token
+    tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", special_tokens=[(bos, tokenizer.bos_token_id), (eos, tokenizer.eos_token_id)]
+    )
+    assert tokenizer("2")["input_ids"] == [
+        tokenizer.bos_token_id,
+        *tokenizer("2", add_special_tokens=False)["input_ids"],
+        tokenizer.eos_token_id,
+    ]
+    return tokenizer
+
+
+TOKENIZERS = {"plain": load_tokenizer, "wrapping": wrapping_tokenizer}
+
+
+@pytest.mark.parametrize("kind", sorted(TOKENIZERS))
+def test_loglikelihood_probe_equals_one_sequence_at_a_time(micro_model_dir, kind):
+    model, tokenizer = load_model(micro_model_dir), TOKENIZERS[kind](micro_model_dir)
     scorer = LoglikScorer(tokenizer, ITEMS, batch_size=5)  # batches cut across items, padded
     batched = scorer.logprobs(model)
     for item, sums in zip(ITEMS.iter_rows(named=True), batched, strict=True):
@@ -188,10 +210,11 @@ def test_mmlu_is_five_shot_from_the_subjects_dev_items():
     assert test["ground_truth"].to_list() == ["1", "2", "3", "1", "2", "3"]
 
 
-def test_answer_letter_probe_picks_the_most_probable_letter_token(micro_model_dir):
+@pytest.mark.parametrize("kind", sorted(TOKENIZERS))
+def test_answer_letter_probe_picks_the_most_probable_letter_token(micro_model_dir, kind):
     from esforget.probes import LetterScorer
 
-    model, tokenizer = load_model(micro_model_dir), load_tokenizer(micro_model_dir)
+    model, tokenizer = load_model(micro_model_dir), TOKENIZERS[kind](micro_model_dir)
     rows = build_splits(MMLU, {}, seed=0)["test"]
     hits = LetterScorer(tokenizer, rows, batch_size=4)(model)
     letters = [tokenizer(" " + c, add_special_tokens=False)["input_ids"][-1] for c in "ABCD"]
@@ -222,3 +245,17 @@ def test_extra_scorers_grade_the_same_replies_as_probes_beside_the_tasks_own(mic
     assert table["probe"].to_list() == ["generative", "generative/math", "generative/math_verify"]
     assert table["n"].unique().to_list() == [6]
     assert table["mean_generated_tokens"].n_unique() == 1
+
+
+def test_probe_batches_are_placed_on_the_device_asked_for(micro_model_dir):
+    """On a GPU machine every batch must sit where the model is; the meta device shows the
+    placement without one."""
+    from esforget.probes import LetterScorer
+
+    tokenizer = load_tokenizer(micro_model_dir)
+    scorers = [
+        LoglikScorer(tokenizer, ITEMS, batch_size=4, device="meta"),
+        LetterScorer(tokenizer, build_splits(MMLU, {}, seed=0)["test"], batch_size=4, device="meta"),
+    ]
+    for scorer in scorers:
+        assert {t.device.type for b in scorer.batches for t in vars(b).values()} == {"meta"}

@@ -116,6 +116,65 @@ def test_precision_table_reads_each_runs_final_checkpoint_and_its_drift_share():
     assert grpo["drift_share"] is None
 
 
+def test_precision_rows_come_sorted_by_model_task_and_method_with_the_default_numerics_named():
+    """Runs listed in any order; a method that does not set `numerics` or `dtype` runs the
+    defaults (ES master, float32), which the table names."""
+    methods = {"b_es": {"algorithm": "es"}, "a_es": {"algorithm": "es", "numerics": "authors", "dtype": "float16"}}
+    runs = [
+        {"model": model, "method": method, "train_task": "countdown", "seed": 0}
+        for model, method in (("tiny", "b_es"), ("small", "b_es"), ("tiny", "a_es"))
+    ]
+    norms = pl.DataFrame(
+        [
+            {
+                **run,
+                "step": 5,
+                "fro_norm": 1.0,
+                "master_fro_norm": None,
+                "sparsity@1e-06/overall": 0.5,
+                "master_sparsity@1e-06/overall": None,
+                "erased@1e-06/overall": None,
+            }
+            for run in runs
+        ],
+        schema_overrides={
+            c: pl.Float64 for c in ("master_fro_norm", "master_sparsity@1e-06/overall", "erased@1e-06/overall")
+        },
+    )
+    per_tensor = norms.select("model", "method", "train_task", "seed", "step").with_columns(
+        stored_dtype=pl.lit("float32")
+    )
+    drift = pl.DataFrame(
+        schema={
+            **{k: norms.schema[k] for k in ("model", "method", "train_task", "seed", "step")},
+            "drift_total": pl.Float64,
+        }
+    )
+
+    table = precision_table(norms, per_tensor, drift, methods, [1e-6])
+
+    assert table.select("model", "method", "numerics").rows() == [
+        ("small", "b_es", "ES master, float32"),
+        ("tiny", "a_es", "ES authors, float16"),
+        ("tiny", "b_es", "ES master, float32"),
+    ]
+
+
+def test_norms_come_in_step_order_whatever_order_the_analysis_wrote_them(tmp_path):
+    steps = list(range(80, 0, -10))  # written newest first
+    paths = {}
+    for kind, frame in (
+        ("retention", retention_rows("es", [(s, 0.5, 0.5) for s in [0, *steps]])),
+        ("weights", per_tensor_rows("es", steps)),
+        ("metrics", pl.DataFrame({"step": steps[::-1], "val/accuracy": [0.5] * len(steps)})),
+    ):
+        paths[kind] = tmp_path / f"{kind}.parquet"
+        frame.write_parquet(paths[kind])
+    run = {"model": "tiny", "method": "es", "task": "countdown", "seed": 0}
+    norms = collect([paths["retention"]], [paths["weights"]], [paths["metrics"]], [run], METHODS, THRESHOLDS)[2]
+    assert norms["step"].to_list() == [0, *sorted(steps)]
+
+
 # --- collect: every run's files into the report's tables -------------------------------------
 
 THRESHOLDS = [1e-6]
@@ -321,8 +380,12 @@ def channels(spec: dict) -> dict[str, str]:
                 found[channel] = encoding["field"]
                 if "title" in encoding:
                     found[f"{channel}.title"] = encoding["title"]
+        for channel, encoding in part.get("encoding", {}).items():
+            if isinstance(encoding, dict) and "scale" in encoding:
+                found[f"{channel}.scale"] = encoding["scale"]
     for channel, encoding in spec.get("facet", {}).items():
         found[f"facet.{channel}"] = encoding["field"]
+        found[f"facet.{channel}.title"] = encoding.get("title")
     return found
 
 
@@ -362,6 +425,15 @@ def test_each_figure_draws_its_table_on_the_axes_it_names(run_files):
     assert (spec["tradeoff"]["x.title"], spec["tradeoff"]["y.title"]) == ("new-task accuracy", "prior-task accuracy")
     assert set(measured["measure"]) == {"‖θ_t − θ_0‖_F", "‖Σ restore drift‖_F"}
     assert figures["sparsity"].data.equals(layer_sparsity(per_tensor, 1e-6))
+    # what each axis and panel is labelled, as the README's "Reading the report" names them
+    assert spec["divergence"]["y.title"] == "mean per-token KL(base ‖ checkpoint)"
+    assert (spec["divergence"]["facet.column.title"], spec["divergence"]["facet.row.title"]) == (
+        "prompts of prior task",
+        "trained on",
+    )
+    assert (spec["drift"]["facet.column.title"], spec["drift"]["facet.row.title"]) == ("method", "trained on")
+    # accuracies move by a few points: an axis from 0 would flatten them
+    assert spec["tradeoff"]["x.scale"] == spec["tradeoff"]["y.scale"] == {"zero": False}
 
 
 def test_the_drift_figure_says_so_when_no_run_measured_drift():

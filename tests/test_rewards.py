@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from esforget.tasks import choice, countdown, math_answer, score_replies
+from esforget.tasks import choice, countdown, make_frame, math_answer, score_replies
 from esforget.tasks.sources import build_splits
 
 # --- Countdown ---------------------------------------------------------------------------------
@@ -82,6 +82,7 @@ def test_math_answer_extraction():
         ("\\boxed{2500,7500}", "2500,7500", 0.0, 1.0),  # their commas are stripped from the answer only
         ("#### $18", "18", 0.0, 1.0),  # `$` is not in their `[\-0-9\.,]+`
         ("\\boxed{ 72 }", "72", 1.0, 1.0),
+        ("\\boxed{$72$}", "72", 1.0, 1.0),  # `$` inside the box: stripped from the answer
         ("\\Boxed{72}", "72", 1.0, 0.0),  # their pattern ignores case (and matches "oxed")
         ("#### 5", "4", 0.0, 0.0),
         ("#### 4" + " " * 400, "4", 0.0, 0.0),  # outside the last 300 characters
@@ -90,6 +91,12 @@ def test_math_answer_extraction():
 def test_the_authors_grader_against_our_fairer_one(reply, truth, authors, ours):
     assert math_answer.reward_authors(reply, truth) == authors
     assert math_answer.reward(reply, truth) == ours
+
+
+@pytest.mark.parametrize("scorer", ["math_authors", "math", "math_verify"])
+def test_each_math_scorer_grades_against_the_rows_ground_truth(scorer):
+    rows = make_frame([{"id": str(i), "prompt": "?", "ground_truth": t, "info": {}} for i, t in enumerate("12")])
+    assert score_replies(scorer, ["#### 1", "#### 1"], rows) == [1.0, 0.0]
 
 
 def test_math_verify_grader_accepts_equivalent_forms():

@@ -278,3 +278,19 @@ def test_streamed_chunks_give_what_a_dense_recomputation_gives(tmp_path_factory,
     for tau in taus:
         assert row[f"sparsity@{tau:g}"] == float((delta.abs() <= tau).double().mean())
     assert row["stored_dtype"] == str(dtype).removeprefix("torch.")
+
+
+def test_the_erased_share_of_a_one_entry_tensor_is_that_entry(tmp_path):
+    """A scalar parameter (a learned temperature, say) moved in the master and rounded back as
+    stored is 100 % erased, not half."""
+    base = {"model.scale": torch.ones(1)}
+    master = {"model.scale": torch.tensor([1.0 + 1e-4])}
+    for folder, tensors in (
+        ("base", base),
+        ("ckpt", {"model.scale": master["model.scale"].to(torch.bfloat16)}),
+        ("ckpt/master", master),
+    ):
+        (tmp_path / folder).mkdir(parents=True)
+        save_file(tensors, tmp_path / folder / "model.safetensors")
+    row = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6]).row(0, named=True)
+    assert (row["sparsity@1e-06"], row["master_sparsity@1e-06"], row["erased@1e-06"]) == (1.0, 0.0, 1.0)
