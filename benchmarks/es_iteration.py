@@ -124,7 +124,10 @@ def floor_seconds(calls, shape: dict, flops_per_s: float, bytes_per_s: float) ->
     """Σ over passes of max(compute time, memory time) at the measured rates."""
     total = 0.0
     for rows, tokens, keys, members in calls:
-        flops = 2 * shape["matmul_weights"] * rows * tokens + 4 * shape["layers"] * shape["attention_width"] * rows * tokens * keys
+        flops = (
+            2 * shape["matmul_weights"] * rows * tokens
+            + 4 * shape["layers"] * shape["attention_width"] * rows * tokens * keys
+        )
         kv_bytes = 2 * shape["layers"] * shape["kv_width"] * shape["dtype_bytes"] * rows * keys
         total += max(flops / flops_per_s, (members * shape["weight_bytes"] + kv_bytes) / bytes_per_s)
     return total
@@ -312,7 +315,11 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         per_it = r["seconds"] / r["iterations"]
         baseline = next(
-            (b for b in rows if (b["model"], b["prompts"], b["implementation"]) == (r["model"], r["prompts"], "straightforward")),
+            (
+                b
+                for b in rows
+                if (b["model"], b["prompts"], b["implementation"]) == (r["model"], r["prompts"], "straightforward")
+            ),
             None,
         )
         speedup = "" if baseline is None else f"{baseline['seconds'] / r['seconds']:.2f}×"
@@ -358,9 +365,7 @@ def main() -> None:
     if args.model:  # a child: measure one pair
         print(json.dumps(measure(args)))
         return
-    implementations = (
-        ["straightforward"] + [f"{k}:plain" for k in args.members] + [f"{k}:drafts" for k in args.drafts]
-    )
+    implementations = ["straightforward"] + [f"{k}:plain" for k in args.members] + [f"{k}:drafts" for k in args.drafts]
     results = []
     for model in args.models:
         for implementation in implementations:

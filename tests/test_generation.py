@@ -19,7 +19,8 @@ from esforget.models import chat_prompt_ids, load_model, load_tokenizer
 class Scripted(torch.nn.Module):
     """Emits a fixed continuation per row, whatever the prompt: a stand-in that lets the
     test state exactly which tokens the decoder sees, so only the cutting is under test. Its
-    "cache" only remembers which script each batch row follows, as rows leave the batch."""
+    "cache" only remembers which script each batch row follows, as rows leave the batch; its
+    decoder's hidden states are the logits themselves."""
 
     def __init__(self, scripts: list[list[int]], vocab: int):
         super().__init__()
@@ -32,7 +33,13 @@ class Scripted(torch.nn.Module):
             script = self.scripts[row]
             logits[i, -1, script[min(self.calls, len(script) - 1)]] = 1.0
         self.calls += 1
-        return SimpleNamespace(logits=logits, past_key_values=cache)
+        return SimpleNamespace(logits=logits, last_hidden_state=logits, past_key_values=cache)
+
+    def get_decoder(self):
+        return self
+
+    def get_output_embeddings(self):
+        return torch.nn.Identity()
 
 
 class Rows:
@@ -288,3 +295,30 @@ def test_the_scorer_cuts_replies_after_the_tasks_stop_strings(micro_model_dir):
     expected = [tokenizer.decode(cut(reply), skip_special_tokens=True) for reply in free]
     assert len({len(reply) for reply in expected}) > 1
     assert GreedyScorer(tokenizer, rows, "choice", 16, 4, stop_strings=[stop])(model).replies == expected
+
+
+def test_prompts_sharing_a_preamble_run_it_once_per_member_and_reply_as_whole_prompts(micro_model_dir):
+    """A shared preamble (a system turn, a task's fixed wording) is run once per member, its
+    cache copied to the member's rows; replies are those of the whole prompts, one at a time,
+    with and without drafts."""
+    tokenizer = load_tokenizer(micro_model_dir)
+    model = sharp_model(micro_model_dir)
+    members = member_models(model, 2, sigma=0.05)
+    preamble = tokenizer("Using the numbers below, make 24:", add_special_tokens=False)["input_ids"]
+    prompts = [preamble + suffix for suffix in mixed_length_prompts(tokenizer, seed=5)]
+    stop = argmax_decode(model, prompts[0], 12, [])[3]
+    expected = [argmax_decode(member, p, 12, [stop]) for member in members for p in prompts]
+    [batch] = make_batches(prompts, tokenizer.pad_token_id, len(prompts), share_prefix=True)
+    assert batch.prefix.tolist()[: len(preamble)] == preamble
+    seen = []
+    model.get_decoder().register_forward_pre_hook(
+        lambda _, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    unperturbed = generation.decode(model, batch, 12, [stop]).emitted
+
+    with stacked(model, members):
+        for drafts in (None, unperturbed):
+            seen.clear()
+            out = generation.decode(model, batch.repeat(2), 12, [stop], members=2, drafts=drafts)
+            assert out.replies == expected
+            assert seen[0] == (2, len(batch.prefix))  # the preamble: one row per member

@@ -36,38 +36,63 @@ DROP_FINISHED_AT = 0.75
 each drop copies the KV cache once, so it waits until it pays for itself."""
 
 VERIFY_CHUNK = 64
-"""Draft positions whose logits are computed at once in a verification pass (the vocabulary
-is large: 64 positions × 64 rows × 152 k vocabulary is 2.5 GB in fp32)."""
+"""Positions whose logits are computed at once (the vocabulary is large: 64 positions × 64
+rows × 152 k vocabulary is 2.5 GB in fp32); the prompts' own positions need none."""
 
 
 @dataclass(frozen=True)
 class PromptBatch:
-    """Left-padded prompt ids with their attention mask and positions, built once, reused."""
+    """Left-padded prompt ids with their attention mask and positions, built once, reused.
+
+    With a `prefix` (the tokens every prompt of the batch starts with: a chat template's
+    system turn, a task's fixed preamble), `input_ids` holds only what follows it, and
+    decoding runs the prefix once per model instead of once per prompt."""
 
     input_ids: torch.Tensor  # (B, T)
     attention_mask: torch.Tensor  # (B, T)
-    position_ids: torch.Tensor  # (B, T)
+    position_ids: torch.Tensor  # (B, T), counted from the start of the prefix
+    prefix: torch.Tensor | None = None  # (P,)
 
     def repeat(self, members: int) -> PromptBatch:
         """The same prompts once per member, member-major: (members · B, T)."""
         if members == 1:
             return self
-        return PromptBatch(*(t.repeat(members, 1) for t in (self.input_ids, self.attention_mask, self.position_ids)))
+        rows = (t.repeat(members, 1) for t in (self.input_ids, self.attention_mask, self.position_ids))
+        return PromptBatch(*rows, self.prefix)
 
 
-def pad_left(prompt_ids: list[list[int]], pad_id: int, device: str = "cpu") -> PromptBatch:
-    width = max(len(ids) for ids in prompt_ids)
-    input_ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
-    for row, ids in enumerate(prompt_ids):
+def pad_left(prompt_ids: list[list[int]], pad_id: int, device: str = "cpu", prefix_length: int = 0) -> PromptBatch:
+    """The prompts left-padded to one width; their first `prefix_length` tokens, the same in
+    every prompt, kept apart as the batch's `prefix`."""
+    suffixes = [ids[prefix_length:] for ids in prompt_ids]
+    width = max(len(ids) for ids in suffixes)
+    input_ids = torch.full((len(suffixes), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(suffixes), width), dtype=torch.long)
+    for row, ids in enumerate(suffixes):
         input_ids[row, width - len(ids) :] = torch.tensor(ids)
         mask[row, width - len(ids) :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return PromptBatch(input_ids.to(device), mask.to(device), positions.to(device))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0) + prefix_length
+    prefix = torch.tensor(prompt_ids[0][:prefix_length], device=device) if prefix_length else None
+    return PromptBatch(input_ids.to(device), mask.to(device), positions.to(device), prefix)
 
 
-def make_batches(prompt_ids: list[list[int]], pad_id: int, batch_size: int, device: str = "cpu") -> list[PromptBatch]:
-    return [pad_left(prompt_ids[i : i + batch_size], pad_id, device) for i in range(0, len(prompt_ids), batch_size)]
+def shared_prefix_length(prompt_ids: list[list[int]]) -> int:
+    """How many leading tokens all prompts share, leaving each at least one of its own (the
+    first reply token is predicted from a prompt's own last token)."""
+    first, longest = prompt_ids[0], min(len(ids) for ids in prompt_ids) - 1
+    length = 0
+    while length < longest and all(ids[length] == first[length] for ids in prompt_ids):
+        length += 1
+    return length
+
+
+def make_batches(
+    prompt_ids: list[list[int]], pad_id: int, batch_size: int, device: str = "cpu", share_prefix: bool = False
+) -> list[PromptBatch]:
+    """Batches of `batch_size` prompts; with `share_prefix`, each batch's common leading
+    tokens kept apart (for `decode`; the probes run whole prompts)."""
+    chunks = [prompt_ids[i : i + batch_size] for i in range(0, len(prompt_ids), batch_size)]
+    return [pad_left(c, pad_id, device, shared_prefix_length(c) if share_prefix else 0) for c in chunks]
 
 
 @dataclass
@@ -101,13 +126,12 @@ def decode(
     rows = torch.arange(n, device=device)
     done = torch.zeros(n, dtype=torch.bool, device=device)
     if drafts is None:
-        mask = batch.attention_mask
-        out = model(input_ids=batch.input_ids, attention_mask=mask, position_ids=batch.position_ids, use_cache=True)
-        cache, token = out.past_key_values, out.logits[:, -1, :].argmax(dim=-1)
+        hidden, cache, mask = _run_prompts(model, batch, members)
+        token = _argmax_tokens(model, hidden[:, -1:]).squeeze(1)
         steps = torch.zeros(n, dtype=torch.long, device=device)
         next_pos = batch.position_ids[:, -1] + 1
     else:
-        token, steps, mask, next_pos, cache = _verify(model, batch, drafts * members, generated)
+        token, steps, mask, next_pos, cache = _verify(model, batch, members, drafts * members, generated)
     while True:
         # -- record this step's token of every unfinished row, and which rows it stops --
         at = steps.clamp(max=max_new_tokens - 1)
@@ -193,8 +217,45 @@ def _completes_stop_string(
     return found
 
 
+def _run_prompts(
+    model: PreTrainedModel, batch: PromptBatch, members: int, tail: torch.Tensor | None = None, tail_mask=None
+) -> tuple[torch.Tensor, object, torch.Tensor]:
+    """One pass of the decoder over the prompts — their shared prefix first, once per member,
+    its cache then copied to the member's rows — and over `tail` tokens appended to every row.
+    Returns (hidden states of the prompts' own tokens and the tail, cache, attention mask)."""
+    n, device = batch.input_ids.shape[0], batch.input_ids.device
+    decoder, cache, mask = model.get_decoder(), None, batch.attention_mask
+    ids, positions = batch.input_ids, batch.position_ids
+    if batch.prefix is not None:
+        length = batch.prefix.shape[0]
+        head = decoder(
+            input_ids=batch.prefix.expand(members, length),
+            position_ids=torch.arange(length, device=device).expand(members, length),
+            use_cache=True,
+        )
+        cache = head.past_key_values
+        cache.batch_repeat_interleave(n // members)
+        mask = torch.cat([torch.ones((n, length), dtype=mask.dtype, device=device), mask], dim=1)
+    if tail is not None:
+        ids = torch.cat([ids, tail], dim=1)
+        mask = torch.cat([mask, tail_mask.to(mask.dtype)], dim=1)
+        positions = torch.cat([positions, positions[:, -1:] + 1 + torch.arange(tail.shape[1], device=device)], dim=1)
+    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+    return out.last_hidden_state, out.past_key_values, mask
+
+
+def _argmax_tokens(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
+    """The next token at each of `hidden`'s positions: the argmax of the output embedding's
+    logits, computed a chunk of positions at a time (a model's own post-processing of its
+    logits, such as soft-capping, is monotonic and leaves the argmax alone)."""
+    head = model.get_output_embeddings()
+    return torch.cat(
+        [head(hidden[:, i : i + VERIFY_CHUNK]).argmax(dim=-1) for i in range(0, hidden.shape[1], VERIFY_CHUNK)], dim=1
+    )
+
+
 def _verify(
-    model: PreTrainedModel, batch: PromptBatch, drafts: list[list[int]], generated: torch.Tensor
+    model: PreTrainedModel, batch: PromptBatch, members: int, drafts: list[list[int]], generated: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, object]:
     """One teacher-forced pass over prompt + draft per row. Writes the accepted prefix of each
     draft into `generated` and returns the decoding state after it: (the token to record at
@@ -206,26 +267,17 @@ def _verify(
     draft = torch.zeros((n, width), dtype=torch.long, device=device)
     for row, tokens in enumerate(drafts):
         draft[row, : len(tokens)] = torch.tensor(tokens, device=device)
-    in_draft = torch.arange(width, device=device) < lengths[:, None]
-    positions = batch.position_ids[:, -1:] + 1 + torch.arange(width, device=device)
-    out = model.get_decoder()(
-        input_ids=torch.cat([batch.input_ids, draft], dim=1),
-        attention_mask=torch.cat([batch.attention_mask, in_draft.long()], dim=1),
-        position_ids=torch.cat([batch.position_ids, positions], dim=1),
-        use_cache=True,
-    )
-    # The row's argmax after the prompt and after each draft prefix: (n, width + 1).
-    hidden = out.last_hidden_state[:, batch.input_ids.shape[1] - 1 :]
-    head = model.get_output_embeddings()
-    predicted = torch.cat(
-        [head(hidden[:, i : i + VERIFY_CHUNK]).argmax(dim=-1) for i in range(0, width + 1, VERIFY_CHUNK)], dim=1
-    )
-    agree = (predicted[:, :width] == draft) & in_draft
+    columns = torch.arange(width, device=device)
+    hidden, cache, mask = _run_prompts(model, batch, members, draft, columns < lengths[:, None])
+    # The row's argmax after its prompt and after each draft prefix: (n, width + 1).
+    predicted = _argmax_tokens(model, hidden[:, batch.input_ids.shape[1] - 1 :])
+    agree = (predicted[:, :width] == draft) & (columns < lengths[:, None])
     accepted = agree.long().cumprod(dim=1).sum(dim=1)
     # A draft's last token may be a stop: it is recorded through the decoding loop's checks,
     # so at most length − 1 tokens are taken as they are.
     steps = torch.minimum(accepted, lengths - 1)
-    generated[:, :width] = torch.where(torch.arange(width, device=device) < steps[:, None], draft, 0)
+    taken = columns < steps[:, None]
+    generated[:, :width] = torch.where(taken, draft, 0)
     token = predicted.gather(1, steps[:, None]).squeeze(1)
-    mask = torch.cat([batch.attention_mask, (torch.arange(width, device=device) < steps[:, None]).long()], dim=1)
-    return token, steps, mask, batch.position_ids[:, -1] + 1 + steps, out.past_key_values
+    mask = torch.cat([mask[:, :-width], taken.to(mask.dtype)], dim=1)
+    return token, steps, mask, batch.position_ids[:, -1] + 1 + steps, cache

@@ -59,7 +59,7 @@ class GreedyScorer:
         self.stop_strings = StopStringCriteria(tokenizer, list(stop_strings)) if stop_strings else None
         self.batch_size, self.device = batch_size, device
         self.prompt_ids = chat_prompt_ids(tokenizer, rows["prompt"].to_list())
-        self.batches = make_batches(self.prompt_ids, tokenizer.pad_token_id, batch_size, device)
+        self.batches = make_batches(self.prompt_ids, tokenizer.pad_token_id, batch_size, device, share_prefix=True)
 
     def subset(self, indices: list[int]) -> GreedyScorer:
         """A scorer on some of these prompts, reusing their token ids (no re-tokenising)."""
@@ -67,7 +67,9 @@ class GreedyScorer:
         part.__dict__.update(self.__dict__)
         part.rows = self.rows[indices]
         part.prompt_ids = [self.prompt_ids[i] for i in indices]
-        part.batches = make_batches(part.prompt_ids, self.tokenizer.pad_token_id, self.batch_size, self.device)
+        part.batches = make_batches(
+            part.prompt_ids, self.tokenizer.pad_token_id, self.batch_size, self.device, share_prefix=True
+        )
         return part
 
     def __call__(self, model: PreTrainedModel) -> Scored:
