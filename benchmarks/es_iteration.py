@@ -99,9 +99,12 @@ class Passes:
     def __init__(self, model, members=lambda: 1):
         self.calls: list[tuple[int, int, int, int]] = []
         self.members = members
+        self.recording = True
         model.get_decoder().register_forward_pre_hook(self._record, with_kwargs=True)
 
     def _record(self, _module, _args, kwargs):
+        if not self.recording:
+            return
         ids, mask = kwargs["input_ids"], kwargs.get("attention_mask")
         keys = ids.shape[1] if mask is None else mask.shape[-1]
         self.calls.append((ids.shape[0], ids.shape[1], keys, self.members()))
@@ -174,11 +177,17 @@ def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations,
     passes = Passes(model, lambda: stack.members if stack is not None and stack.active else 1)
     scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size)
     generating = tokens = 0.0
+    matched = replies = 0  # members' replies equal to θ's, over all replies
+    excluded = 0.0  # seconds spent measuring that, left out of the iteration's time
     started = time.perf_counter()
     for t in range(1, iterations + 1):
         g = time.perf_counter()
         draft = scorer.drafts(model) if drafts else None
         generating += time.perf_counter() - g
+        if drafts:
+            g, passes.recording = time.perf_counter(), False
+            own = scorer.score(model)[0].replies
+            excluded, passes.recording = excluded + time.perf_counter() - g, True
         members_t = es.draws(cfg, 0, t)
         fitness = []
         for start in range(0, len(members_t), members):
@@ -197,10 +206,15 @@ def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations,
             generating += time.perf_counter() - g
             tokens += sum(s.generated_tokens for s in scored)
             fitness += [s.mean_reward for s in scored]
+            if drafts:
+                matched += sum(a == b for s in scored for a, b in zip(s.replies, own, strict=True))
+                replies += sum(len(s.replies) for s in scored)
         weights.restore()
         z = es.shape_fitness(torch.tensor(fitness, dtype=torch.float64), cfg.fitness_shaping, cfg.numerics)
         weights.update(members_t, z, cfg.alpha)
-    return {"seconds": time.perf_counter() - started, "generating": generating, "tokens": tokens}, passes
+    seconds = time.perf_counter() - started - excluded
+    accepted = matched / replies if replies else None
+    return {"seconds": seconds, "generating": generating, "tokens": tokens, "accepted": accepted}, passes
 
 
 @torch.no_grad()
@@ -307,6 +321,7 @@ def table(rows: list[dict]) -> str:
         "tokens/iteration",
         "tokens/s",
         "passes/iteration",
+        "replies = θ's",
         "floor s/iteration",
         "× floor",
         "peak RSS MiB",
@@ -336,6 +351,7 @@ def table(rows: list[dict]) -> str:
                     f"{r['tokens'] / r['iterations']:,.0f}" + ("" if equal else " (≠)"),
                     f"{r['tokens'] / r['seconds']:,.0f}",
                     f"{r['passes'] / r['iterations']:,.0f}",
+                    "" if r.get("accepted") is None else f"{r['accepted']:.0%}",
                     f"{r['floor'] / r['iterations']:.3f}",
                     f"{r['seconds'] / r['floor']:.1f}",
                     f"{r['peak_rss_mib']:,.0f}",

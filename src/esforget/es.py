@@ -493,10 +493,12 @@ def train(
         if group.is_main and (t % cfg.validate_every == 0 or t == cfg.iterations):
             row["val/accuracy"] = validate(model).accuracy
         rows.append(row)
-        if group.is_main and (t % cfg.checkpoint_every == 0 or t == cfg.iterations):
-            master = weights.state_dict() if cfg.save_master else None
-            save_model(model, tokenizer, work / "checkpoints" / checkpoint_name(t), master=master)
-            save_state(work, t, weights, rows, fingerprint)
+        if t % cfg.checkpoint_every == 0 or t == cfg.iterations:
+            group.check_identical(weights.master, f"iteration {t}")  # what rank 0 writes is every rank's θ
+            if group.is_main:
+                master = weights.state_dict() if cfg.save_master else None
+                save_model(model, tokenizer, work / "checkpoints" / checkpoint_name(t), master=master)
+                save_state(work, t, weights, rows, fingerprint)
         progress.set_postfix(fitness=f"{row['fitness/mean']:.3f}", val=row["val/accuracy"])
         log.info("iteration %d %s", t, row)
 
