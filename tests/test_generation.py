@@ -322,3 +322,32 @@ def test_prompts_sharing_a_preamble_run_it_once_per_member_and_reply_as_whole_pr
             out = generation.decode(model, batch.repeat(2), 12, [stop], members=2, drafts=drafts)
             assert out.replies == expected
             assert seen[0] == (2, len(batch.prefix))  # the preamble: one row per member
+
+
+def test_a_qwen_shaped_model_with_biases_and_grouped_kv_heads_decodes_members_together():
+    """The paper's Qwen2.5 has q/k/v biases and fewer key/value heads than query heads: its
+    members decoded together also reply as each alone (random weights, built from a config)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.normal_(0, 0.3)  # sharp enough that every earlier token moves the argmax
+    members = member_models(model, 3, sigma=0.1)
+    rng = random.Random(0)
+    prompts = [[rng.randrange(1, 64) for _ in range(rng.randint(3, 20))] for _ in range(5)]
+    expected = [argmax_decode(member, p, 8, []) for member in members for p in prompts]
+    with stacked(model, members):
+        assert generation.decode(model, pad_left(prompts, 0).repeat(3), 8, [], members=3).replies == expected

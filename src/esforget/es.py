@@ -418,7 +418,8 @@ def train(
     model = load_model(base_dir, cfg.dtype, group.device)
     tokenizer = load_tokenizer(base_dir)
     weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
-    stack = MemberStack(model, cfg.members_per_forward) if cfg.members_per_forward > 1 else None
+    per_forward = min(cfg.members_per_forward, len(group.mine(cfg.population_size)))  # no slot this rank never fills
+    stack = MemberStack(model, per_forward) if per_forward > 1 else None
     base_files = tensor_files(base_dir)
     if missing := sorted(set(weights.names) - set(base_files))[:3]:
         raise ValueError(f"{base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")
@@ -455,8 +456,8 @@ def train(
         tokens = torch.zeros(len(members), dtype=torch.float64)
         weights.begin_members()
         mine = list(group.mine(len(members)))
-        for start in range(0, len(mine), cfg.members_per_forward):
-            chunk = mine[start : start + cfg.members_per_forward]
+        for start in range(0, len(mine), per_forward):
+            chunk = mine[start : start + per_forward]
             if stack is None:
                 weights.perturb(*members[chunk[0]], cfg.sigma)
                 scored = fitness_on.score(model, 1, drafts)
