@@ -23,6 +23,11 @@ Two numerics (`ESConfig.numerics`) decide what that arithmetic rounds:
            of its weight is lost; z-scores in float32 with std + 1e-8. With several processes
            rank 0's weights (its restore drift included) are broadcast after each update, as
            the authors' engine 0 broadcast its own. The drift the restores leave is logged.
+
+Two levers change only the time an iteration takes (the tests find the same fitnesses and
+weights bit for bit on CPU, under both numerics): `members_per_forward` decodes K members in
+one batched forward (`esforget.member_batch`), and `draft_replies` has each member verify θ's
+own greedy reply in one pass before decoding on (`esforget.generation`). README: "ES throughput".
 """
 
 from __future__ import annotations
