@@ -262,6 +262,23 @@ def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_pa
     assert m1.height == 3 and isinstance(m1, pl.DataFrame)
 
 
+def test_each_iteration_draws_a_fresh_sorted_batch_of_distinct_prompts():
+    batches = [es.prompt_batch(seed=3, iteration=t, available=50, k=8) for t in range(1, 21)]
+    assert all(b == sorted(set(b)) and len(b) == 8 and b[0] >= 0 and b[-1] < 50 for b in batches)
+    assert len({tuple(b) for b in batches}) == 20  # a new batch every iteration ...
+    assert batches[0] == es.prompt_batch(seed=3, iteration=1, available=50, k=8)  # ... regenerated from the seed
+    assert batches[0] != es.prompt_batch(seed=4, iteration=1, available=50, k=8)
+
+
+def test_validation_runs_every_validate_every_iterations_and_at_the_end(micro_model_dir, tmp_path):
+    from esforget.tasks.sources import build_splits
+
+    data = build_splits(MICRO_COUNTDOWN, {"train": 8, "validation": 2, "test": 1}, seed=0)
+    cfg = es.ESConfig(iterations=5, population_size=2, sigma=0.5, checkpoint_every=5, validate_every=2)
+    metrics = es.train(cfg, micro_model_dir, data["train"], data["validation"], "countdown", 4, 0, tmp_path / "run")
+    assert metrics.filter(pl.col("val/accuracy").is_not_null())["step"].to_list() == [2, 4, 5]
+
+
 def test_drift_tracking_can_be_switched_off_for_the_authors_footprint(micro_model_dir):
     model = load_model(micro_model_dir, "float16")
     weights = es.Weights(model, noise_mode="paper", numerics="authors", track_drift=False)
