@@ -1,26 +1,31 @@
-"""Seconds per ES iteration: this project's loop against the loop a first implementation writes.
+"""Seconds per ES iteration: this project's loop, with its speed levers, against the loop a
+first implementation writes, and against the hardware floor of the work each one does.
 
-    python benchmarks/es_iteration.py                    # tiny model and SmolLM2-135M
-    python benchmarks/es_iteration.py --models tiny --population 8 --prompts 16
+    python benchmarks/es_iteration.py                                  # tiny model, 32 prompts
+    python benchmarks/es_iteration.py --models smollm2 --prompts 8 --population 8
+    python benchmarks/es_iteration.py --models tiny --members 1 8 40 --drafts 40
 
-An iteration is N members × (perturb → greedy replies to the iteration's prompts → score →
-restore) and one update. Three implementations, each in its own process (so that peak RSS is
-its own), on the same weights, prompts and seeds:
+An iteration is N members × (perturb → greedy replies to the iteration's prompts → score) and
+one update. Implementations, each in a process of its own (so that peak RSS is its own), on the
+same weights, prompts and noise:
 
-* `esforget`: `esforget.es` — prompts tokenised and left-padded once, a hand-written greedy
-  loop with KV cache that stops when every row has emitted EOS, noise regenerated per tensor,
-  θ kept as an fp32 master copy (exact restores).
-* `esforget-in-place`: the same with `numerics="authors"` (fp32 here) and `track_drift=False`:
-  perturb and restore in place, one copy of the model, the authors' footprint.
-* `naive`: what one writes first — per member, add noise in place, `tokenizer(...)` and
-  `model.generate(do_sample=False)` per prompt batch, decode, subtract the same noise. It
-  draws the same ε as esforget, so all three score the same perturbed models and generate the
-  same replies (the tokens/iteration column shows it): the ratios compare equal work.
+* `straightforward`: what one writes first — per member, add noise in place,
+  `model.generate(do_sample=False)` per prompt batch, decode, subtract the same noise.
+* `K=k`: `esforget.es` with `members_per_forward: k` — k members decoded in one batched
+  forward (`esforget.member_batch`), prompts tokenised and padded once, finished rows dropped.
+* `K=k drafts`: the same with `draft_replies: true` — each member verifies the unperturbed
+  model's reply in one teacher-forced pass and decodes on only after the first disagreement.
 
-Printed per model and implementation: seconds per iteration, members/s, generated tokens/s,
-the share of the iteration spent outside generation (perturb, restore, update, scoring) and
-peak RSS. The floor of an iteration is the time of its N generations; the overhead share says
-how far from it the rest of the loop keeps us.
+All draw the same ε, so they score the same perturbed models and, up to floating-point ties,
+generate the same replies: the `tokens/iteration` column (reply tokens, stop tokens excluded)
+shows whether the work was equal, and a row that differs is marked.
+
+The floor of a row is the time its forward passes need at this machine's measured matmul rate
+and memory bandwidth (both measured here, single-threaded like the runs): each pass costs
+max(FLOPs / rate, bytes / bandwidth), where FLOPs are 2 × matmul weights × tokens plus the
+attention products, and bytes are every member's matmul weights read once per pass plus the KV
+cache read. Passes are counted by a hook on the decoder, so a lever that saves passes (drafts)
+lowers its own floor; the smallest floor in a model's rows is the one to beat.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ from pathlib import Path
 import torch
 
 MODELS = ("tiny", "smollm2")
+SIGMA, ALPHA = 1e-3, 5e-4
+"""The paper's σ and α. The tiny model's own σ (1.5e-2, config/config.yaml) is `--sigma`."""
+
+
+# --- models and prompts ---------------------------------------------------------------------
 
 
 def load(name: str):
@@ -45,12 +55,11 @@ def load(name: str):
 
     from esforget import tiny_model
     from esforget.base_model import _smollm2_folder
+    from esforget.models import load_model, load_tokenizer
 
     if name == "tiny":
         built = sorted(Path("results").glob("tiny-*/base/model"), key=lambda p: p.stat().st_mtime)
         if built:  # the default profile's base (the newest), if the pipeline has run
-            from esforget.models import load_model, load_tokenizer
-
             return load_model(built[-1]), load_tokenizer(built[-1]), "compact", 24
         tokenizer = tiny_model.build_tokenizer()
         arch = {"hidden_size": 96, "intermediate_size": 256, "layers": 3, "heads": 4, "max_positions": 256}
@@ -80,70 +89,166 @@ def prompts(style: str, count: int):
     return build_splits(source, {"train": count, "validation": 1, "test": 1}, seed=0)["train"]
 
 
-def es_config(population: int, numerics: str = "master"):
-    """The paper's σ and α: both loops draw and scale the same noise from this config."""
+# --- counting the passes, for the floor -------------------------------------------------------
+
+
+class Passes:
+    """Every forward of the decoder: (rows, new tokens per row, keys per row, members whose
+    weights it reads)."""
+
+    def __init__(self, model, members=lambda: 1):
+        self.calls: list[tuple[int, int, int, int]] = []
+        self.members = members
+        self.recording = True
+        model.get_decoder().register_forward_pre_hook(self._record, with_kwargs=True)
+
+    def _record(self, _module, _args, kwargs):
+        if not self.recording:
+            return
+        ids, mask = kwargs["input_ids"], kwargs.get("attention_mask")
+        keys = ids.shape[1] if mask is None else mask.shape[-1]
+        self.calls.append((ids.shape[0], ids.shape[1], keys, self.members()))
+
+
+def model_shape(model) -> dict:
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    config = model.config
+    return {
+        "matmul_weights": sum(m.weight.numel() for m in linear),
+        "weight_bytes": sum(m.weight.numel() * m.weight.element_size() for m in linear),
+        "layers": config.num_hidden_layers,
+        "attention_width": config.num_attention_heads * (config.hidden_size // config.num_attention_heads),
+        "kv_width": config.num_key_value_heads * (config.hidden_size // config.num_attention_heads),
+        "dtype_bytes": next(model.parameters()).element_size(),
+    }
+
+
+def floor_seconds(calls, shape: dict, flops_per_s: float, bytes_per_s: float) -> float:
+    """Σ over passes of max(compute time, memory time) at the measured rates."""
+    total = 0.0
+    for rows, tokens, keys, members in calls:
+        flops = (
+            2 * shape["matmul_weights"] * rows * tokens
+            + 4 * shape["layers"] * shape["attention_width"] * rows * tokens * keys
+        )
+        kv_bytes = 2 * shape["layers"] * shape["kv_width"] * shape["dtype_bytes"] * rows * keys
+        total += max(flops / flops_per_s, (members * shape["weight_bytes"] + kv_bytes) / bytes_per_s)
+    return total
+
+
+def machine_rates(shape: dict) -> tuple[float, float]:
+    """(matmul FLOP/s on a prefill-sized product of this model's width, read bandwidth B/s):
+    the best of several timings, in this process's thread setting."""
+    width = int(round((shape["matmul_weights"] / shape["layers"] / 12) ** 0.5))  # ≈ hidden size
+    a, b = torch.randn(512, width), torch.randn(width, 4 * width)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(5))
+    flops = 2 * 512 * width * 4 * width / best
+    big = torch.randn(64 * 2**20)  # 256 MiB, far beyond the caches
+    read = min(_timed(big.sum) for _ in range(5))
+    return flops, big.numel() * 4 / read
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+# --- the implementations ----------------------------------------------------------------------
+
+
+def es_config(population: int, sigma: float, members: int = 1, drafts: bool = False):
     from esforget import es
 
-    return es.ESConfig(population_size=population, sigma=1e-3, alpha=5e-4, numerics=numerics, track_drift=False)
+    return es.ESConfig(
+        population_size=population, sigma=sigma, alpha=ALPHA, members_per_forward=members, draft_replies=drafts
+    )
 
 
-def run_esforget(
-    model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops, numerics="master"
-) -> dict:
+def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, sigma, members, drafts):
+    """`esforget.es.train`'s iteration, without its checkpoints and validation."""
     from esforget import es
+    from esforget.member_batch import MemberStack
     from esforget.scoring import GreedyScorer
 
-    cfg = es_config(population, numerics)
+    cfg = es_config(population, sigma, members, drafts)
     weights = es.Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
-    scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size, stop_strings=stops)
+    stack = MemberStack(model, members) if members > 1 else None
+    passes = Passes(model, lambda: stack.members if stack is not None and stack.active else 1)
+    scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size)
     generating = tokens = 0.0
+    matched = replies = 0  # members' replies equal to θ's, over all replies
+    excluded = 0.0  # seconds spent measuring that, left out of the iteration's time
     started = time.perf_counter()
     for t in range(1, iterations + 1):
-        members = es.draws(cfg, 0, t)
+        g = time.perf_counter()
+        draft = scorer.drafts(model) if drafts else None
+        generating += time.perf_counter() - g
+        if drafts:
+            g, passes.recording = time.perf_counter(), False
+            own = scorer.score(model)[0].replies
+            excluded, passes.recording = excluded + time.perf_counter() - g, True
+        members_t = es.draws(cfg, 0, t)
         fitness = []
-        weights.begin_members()
-        for seed, sign in members:
-            weights.perturb(seed, sign, cfg.sigma)
-            g = time.perf_counter()
-            scored = scorer(model)
+        for start in range(0, len(members_t), members):
+            chunk = members_t[start : start + members]
+            if stack is None:
+                weights.perturb(*chunk[0], cfg.sigma)
+                g = time.perf_counter()
+                scored = scorer.score(model, 1, draft)
+            else:
+                for slot, (seed, sign) in enumerate(chunk):
+                    weights.fill(stack, slot, seed, sign, cfg.sigma)
+                stack.members = len(chunk)
+                g = time.perf_counter()
+                with stack:
+                    scored = scorer.score(model, len(chunk), draft)
             generating += time.perf_counter() - g
-            tokens += scored.generated_tokens
-            fitness.append(scored.mean_reward)
-        weights.end_members()
-        z = es.shape_fitness(torch.tensor(fitness, dtype=torch.float64), "zscore", cfg.numerics)
-        weights.update(members, z, cfg.alpha)
-    return {"seconds": time.perf_counter() - started, "generating": generating, "tokens": tokens}
+            tokens += sum(s.generated_tokens for s in scored)
+            fitness += [s.mean_reward for s in scored]
+            if drafts:
+                matched += sum(a == b for s in scored for a, b in zip(s.replies, own, strict=True))
+                replies += sum(len(s.replies) for s in scored)
+        weights.restore()
+        z = es.shape_fitness(torch.tensor(fitness, dtype=torch.float64), cfg.fitness_shaping, cfg.numerics)
+        weights.update(members_t, z, cfg.alpha)
+    seconds = time.perf_counter() - started - excluded
+    accepted = matched / replies if replies else None
+    return {"seconds": seconds, "generating": generating, "tokens": tokens, "accepted": accepted}, passes
 
 
 @torch.no_grad()
-def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, stops) -> dict:
+def run_straightforward(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, sigma):
     from esforget import es
+    from esforget.scoring import stop_ids
     from esforget.tasks import score_replies
 
-    cfg = es_config(population)
-    sigma, alpha = cfg.sigma, cfg.alpha
+    cfg = es_config(population, sigma)
     texts = [
         tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
         for p in rows["prompt"]
     ]
     tokenizer.padding_side = "left"
-    stop_kwargs = {"stop_strings": list(stops), "tokenizer": tokenizer} if stops else {}
     params = list(model.parameters())
     noise = es.Noise([n for n, _ in model.named_parameters()], params, cfg.noise, draw_on_device=False)
+    ends = set(stop_ids(tokenizer, model)) | {tokenizer.pad_token_id}
+    passes = Passes(model)
 
     def add_noise(seed: int, scale: float):
-        # the same ε as esforget's, so both loops score the same perturbed models and
-        # generate the same replies: equal work, a like-for-like ratio
+        # the same ε as esforget's, so both loops score the same perturbed models
         for index, eps in noise.tensors(seed):
             params[index].add_(eps, alpha=scale)
+
+    def reply_length(ids: list[int]) -> int:  # tokens before the first stop, as esforget counts
+        return next((i for i, token in enumerate(ids) if token in ends), len(ids))
 
     generating = tokens = 0.0
     started = time.perf_counter()
     for t in range(1, iterations + 1):
         members = es.draws(cfg, 0, t)
         fitness = []
-        for seed, _ in members:
-            add_noise(seed, sigma)
+        for seed, sign in members:
+            add_noise(seed, sign * sigma)
             g = time.perf_counter()
             replies = []
             for i in range(0, len(texts), batch_size):
@@ -151,24 +256,19 @@ def run_naive(model, tokenizer, rows, max_new_tokens, population, iterations, ba
                     texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
                 )
                 out = model.generate(
-                    **batch,
-                    do_sample=False,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                    **stop_kwargs,
+                    **batch, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id
                 )
-                new = out[:, batch["input_ids"].shape[1] :]
-                tokens += int((new != tokenizer.pad_token_id).sum())
-                replies += tokenizer.batch_decode(new, skip_special_tokens=True)
+                new = out[:, batch["input_ids"].shape[1] :].tolist()
+                tokens += sum(reply_length(ids) for ids in new)
+                replies += tokenizer.batch_decode([ids[: reply_length(ids)] for ids in new], skip_special_tokens=True)
             generating += time.perf_counter() - g
             rewards = score_replies("countdown", replies, rows)
             fitness.append(sum(rewards) / len(rewards))
-            add_noise(seed, -sigma)
-        f = torch.tensor(fitness)
-        z = (f - f.mean()) / (f.std() + 1e-8)
-        for (seed, _), zi in zip(members, z.tolist(), strict=True):
-            add_noise(seed, alpha / population * zi)
-    return {"seconds": time.perf_counter() - started, "generating": generating, "tokens": tokens}
+            add_noise(seed, -sign * sigma)
+        z = es.shape_fitness(torch.tensor(fitness, dtype=torch.float64), "zscore")
+        for (seed, sign), zi in zip(members, z.tolist(), strict=True):
+            add_noise(seed, ALPHA / population * zi * sign)
+    return {"seconds": time.perf_counter() - started, "generating": generating, "tokens": tokens}, passes
 
 
 def measure(args) -> dict:
@@ -177,78 +277,117 @@ def measure(args) -> dict:
     torch.set_num_threads(args.threads)
     model, tokenizer, style, max_new_tokens = load(args.model)
     rows = prompts(style, args.prompts)
-    run = run_naive
-    if args.implementation.startswith("esforget"):
-        run = functools.partial(run_esforget, numerics="master" if args.implementation == "esforget" else "authors")
-    stops = [args.stop_string] if args.stop_string else []
-    run(model, tokenizer, rows, max_new_tokens, 2, 1, args.batch_size, stops)  # warm-up
-    result = run(model, tokenizer, rows, max_new_tokens, args.population, args.iterations, args.batch_size, stops)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {**result, "peak_rss_mib": peak_mib, "params": sum(p.numel() for p in model.parameters())}
+    if args.implementation == "straightforward":
+        run = run_straightforward
+    else:
+        members, drafts = args.implementation.split(":")
+        run = functools.partial(run_esforget, members=int(members), drafts=drafts == "drafts")
+    run(model, tokenizer, rows.head(2), max_new_tokens, 2, 1, args.batch_size, args.sigma)  # warm-up
+    result, passes = run(
+        model, tokenizer, rows, max_new_tokens, args.population, args.iterations, args.batch_size, args.sigma
+    )
+    shape = model_shape(model)
+    flops_per_s, bytes_per_s = machine_rates(shape)
+    return {
+        **result,
+        "floor": floor_seconds(passes.calls, shape, flops_per_s, bytes_per_s),
+        "passes": len(passes.calls),
+        "gflops": flops_per_s / 1e9,
+        "gbytes": bytes_per_s / 1e9,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def label(implementation: str) -> str:
+    """`8:drafts` → `K=8 drafts`."""
+    if implementation == "straightforward":
+        return implementation
+    members, mode = implementation.split(":")
+    return f"K={members}" + (" drafts" if mode == "drafts" else "")
 
 
 def table(rows: list[dict]) -> str:
     head = (
         "model",
+        "prompts",
         "implementation",
-        "params",
         "s/iteration",
+        "vs straightforward",
         "members/s",
         "tokens/iteration",
         "tokens/s",
-        "outside generation",
+        "passes/iteration",
+        "replies = θ's",
+        "floor s/iteration",
+        "× floor",
         "peak RSS MiB",
     )
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         per_it = r["seconds"] / r["iterations"]
+        baseline = next(
+            (
+                b
+                for b in rows
+                if (b["model"], b["prompts"], b["implementation"]) == (r["model"], r["prompts"], "straightforward")
+            ),
+            None,
+        )
+        speedup = "" if baseline is None else f"{baseline['seconds'] / r['seconds']:.2f}×"
+        equal = baseline is None or baseline["tokens"] == r["tokens"]
         lines.append(
             " | ".join(
                 [
                     r["model"],
-                    r["implementation"],
-                    f"{r['params'] / 1e6:.2f} M",
+                    str(r["prompts"]),
+                    label(r["implementation"]),
                     f"{per_it:.2f}",
+                    speedup,
                     f"{r['population'] / per_it:.1f}",
-                    f"{r['tokens'] / r['iterations']:.0f}",
-                    f"{r['tokens'] / r['seconds']:.0f}",
-                    f"{1 - r['generating'] / r['seconds']:.1%}",
-                    f"{r['peak_rss_mib']:.0f}",
+                    f"{r['tokens'] / r['iterations']:,.0f}" + ("" if equal else " (≠)"),
+                    f"{r['tokens'] / r['seconds']:,.0f}",
+                    f"{r['passes'] / r['iterations']:,.0f}",
+                    "" if r.get("accepted") is None else f"{r['accepted']:.0%}",
+                    f"{r['floor'] / r['iterations']:.3f}",
+                    f"{r['seconds'] / r['floor']:.1f}",
+                    f"{r['peak_rss_mib']:,.0f}",
                 ]
             )
         )
-    return "\n".join(lines)
+    rates = {(r["model"], f"{r['gflops']:.0f} GFLOP/s, {r['gbytes']:.1f} GB/s") for r in rows}
+    notes = "; ".join(f"{model}: {rate}" for model, rate in sorted(rates))
+    return "\n".join(lines) + f"\n\nmeasured rates (1 process, its threads): {notes}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=["tiny"])
     parser.add_argument("--population", type=int, default=8, help="N members per iteration")
     parser.add_argument("--prompts", type=int, default=32, help="training prompts scored per member")
     parser.add_argument("--iterations", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32, help="prompts decoded together")
+    parser.add_argument("--batch-size", type=int, default=None, help="prompts decoded together (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    parser.add_argument("--stop-string", default="", help='end replies after this string, e.g. "</answer>"')
+    parser.add_argument("--sigma", type=float, default=SIGMA, help="noise scale (the paper's 1e-3 by default)")
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 2, 4, 8], help="values of K")
+    parser.add_argument("--drafts", type=int, nargs="*", default=[1, 8], help="values of K run with drafts")
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--implementation", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.batch_size = args.batch_size or args.prompts
     if args.model:  # a child: measure one pair
         print(json.dumps(measure(args)))
         return
+    implementations = ["straightforward"] + [f"{k}:plain" for k in args.members] + [f"{k}:drafts" for k in args.drafts]
     results = []
     for model in args.models:
-        for implementation in ("esforget", "esforget-in-place", "naive"):
-            child = [
-                sys.executable,
-                __file__,
-                "--model",
-                model,
-                "--implementation",
-                implementation,
-                *[
-                    f"--{k.replace('_', '-')}={getattr(args, k)}"
-                    for k in ("population", "prompts", "iterations", "batch_size", "threads", "stop_string")
-                ],
+        for implementation in implementations:
+            child = [sys.executable, __file__, "--model", model, "--implementation", implementation] + [
+                f"--{k.replace('_', '-')}={getattr(args, k)}"
+                for k in ("population", "prompts", "iterations", "batch_size", "threads", "sigma")
             ]
             done = subprocess.run(child, capture_output=True, text=True)
             if done.returncode != 0:
@@ -258,6 +397,7 @@ def main() -> None:
             results.append(
                 {
                     "model": model,
+                    "prompts": args.prompts,
                     "implementation": implementation,
                     "population": args.population,
                     "iterations": args.iterations,

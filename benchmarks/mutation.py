@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -41,8 +42,17 @@ ANCHOR = "esforget.checkpoints.x_partial_dir*"
 and records which test reaches which function only as part of a run."""
 
 
-def mutmut(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=ROOT, check=True)
+def mutmut(*args: str, children_mutated: bool = False) -> None:
+    """Run mutmut. `children_mutated`: processes the tests start (torchrun workers, a killed and
+    resumed run) import the mutated copy too, so that the mutant under test (which reaches them
+    in MUTANT_UNDER_TEST) runs in every process of a test. Not while mutmut maps tests to
+    functions: in that pass the mutated code records where it is called from, which fails in a
+    child started elsewhere (snakemake in a temporary folder); the map is of the pytest process
+    only, so a function that only a child process calls is reached by no test."""
+    env = dict(os.environ)
+    if children_mutated:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "mutants" / "src"), env.get("PYTHONPATH")]))
+    subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=ROOT, check=True, env=env)
 
 
 def outcomes() -> dict[str, int | None]:
@@ -136,7 +146,7 @@ def main() -> None:
         report(sample, seconds=None)
         return
     print(f"{len(names)} mutants over the configured modules; running {len(sample)} (seed {args.seed})")
-    mutmut("run", *sample)
+    mutmut("run", *sample, children_mutated=True)
     report(sample, time.monotonic() - started)
 
 

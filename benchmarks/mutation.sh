@@ -5,11 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Workers are forked two at a time: one torch thread each keeps them from fighting for cores.
 export OMP_NUM_THREADS=1
-# Processes the tests start (torchrun workers, a killed-and-resumed run) import the mutated copy
-# too, so that a mutant runs in every process of a test; the mutant under test reaches them
-# through the environment (MUTANT_UNDER_TEST). mutmut maps tests to functions in the pytest
-# process only: a function only a child process calls is reached by no test.
-export PYTHONPATH="$PWD/mutants/src${PYTHONPATH:+:$PYTHONPATH}"
 # The tests run from mutants/, one folder deeper: point them at the authors' splits.
 export ESFORGET_PAPER_DATA="${ESFORGET_PAPER_DATA:-$(cd .. && pwd)/shared/paper-data}"
 exec "${PYTHON:-.venv/bin/python}" benchmarks/mutation.py "$@"

@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from esforget import tiny_model
 from esforget.checkpoints import list_checkpoints
 from esforget.io import read_json, read_parquet
+from esforget.member_batch import MemberStack
 from esforget.probes import LoglikScorer
 from esforget.tasks import make_frame, reward_function
 from esforget.tasks.sources import _mmlu_rows, build_splits
@@ -81,6 +82,10 @@ def mmlu_shots_beyond_the_dev_split(tmp):
     _mmlu_rows([item], source)
 
 
+def members_beyond_memory(tmp):
+    MemberStack(torch.nn.Linear(1024, 1024), 10**9)  # refused before anything is allocated
+
+
 def mmlu_subject_missing_from_the_dev_split(tmp):
     item = {"question": "1+1?", "choices": ["1", "2", "3", "4"], "answer": 1, "subject": "virology"}
     (tmp / "dev.jsonl").write_text(json.dumps({**item, "subject": "geography"}) + "\n")
@@ -143,6 +148,7 @@ CASES = [
         "widen the generator's ranges or shrink the splits",
     ),
     (mmlu_shots_beyond_the_dev_split, ValueError, r"mmlu: only 1 'train' items for subject 'elementary_mathematics'"),
+    (members_beyond_memory, ValueError, r"members_per_forward=1000000000: .* GiB, .* GiB are free on cpu; lower it"),
     (mmlu_subject_missing_from_the_dev_split, ValueError, r"mmlu: only 0 'train' items for subject 'virology'"),
     (probe_item_without_options, ValueError, re.escape("item info ['choices', 'question'] lacks 'question'/'options'")),
     (probe_option_adding_no_token, ValueError, "an option adds no token to its context"),

@@ -218,6 +218,7 @@ def test_members_draw_distinct_noise_within_and_across_iterations():
         ({"population_size": 1}, "population_size=1: fitness shaping needs at least 2"),
         ({"checkpoint_every": 0}, "checkpoint_every=0 and validate_every=10 must be ≥ 1"),
         ({"validate_every": 0}, "checkpoint_every=50 and validate_every=0 must be ≥ 1"),
+        ({"members_per_forward": 0}, "members_per_forward=0: must be ≥ 1"),
     ],
 )
 def test_bad_config_is_refused_naming_the_value(keys, message):
@@ -261,6 +262,23 @@ def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_pa
     assert m1.height == 3 and isinstance(m1, pl.DataFrame)
 
 
+def test_each_iteration_draws_a_fresh_sorted_batch_of_distinct_prompts():
+    batches = [es.prompt_batch(seed=3, iteration=t, available=50, k=8) for t in range(1, 21)]
+    assert all(b == sorted(set(b)) and len(b) == 8 and b[0] >= 0 and b[-1] < 50 for b in batches)
+    assert len({tuple(b) for b in batches}) == 20  # a new batch every iteration ...
+    assert batches[0] == es.prompt_batch(seed=3, iteration=1, available=50, k=8)  # ... regenerated from the seed
+    assert batches[0] != es.prompt_batch(seed=4, iteration=1, available=50, k=8)
+
+
+def test_validation_runs_every_validate_every_iterations_and_at_the_end(micro_model_dir, tmp_path):
+    from esforget.tasks.sources import build_splits
+
+    data = build_splits(MICRO_COUNTDOWN, {"train": 8, "validation": 2, "test": 1}, seed=0)
+    cfg = es.ESConfig(iterations=5, population_size=2, sigma=0.5, checkpoint_every=5, validate_every=2)
+    metrics = es.train(cfg, micro_model_dir, data["train"], data["validation"], "countdown", 4, 0, tmp_path / "run")
+    assert metrics.filter(pl.col("val/accuracy").is_not_null())["step"].to_list() == [2, 4, 5]
+
+
 def test_drift_tracking_can_be_switched_off_for_the_authors_footprint(micro_model_dir):
     model = load_model(micro_model_dir, "float16")
     weights = es.Weights(model, noise_mode="paper", numerics="authors", track_drift=False)
@@ -268,6 +286,47 @@ def test_drift_tracking_can_be_switched_off_for_the_authors_footprint(micro_mode
     weights.begin_members()
     weights.perturb(seed=123, sign=1.0, sigma=0.1)
     assert weights.end_members() == (None, None)
+
+
+@pytest.mark.parametrize("numerics, dtype", [("master", "float32"), ("authors", "float16")])
+def test_members_per_forward_and_verified_drafts_change_no_fitness_and_no_weight(
+    micro_model_dir, tmp_path, numerics, dtype
+):
+    """Speed levers, not methods: K = 4 members per forward (6 members: a group of 4, then one of
+    2) and verified drafts give the fitnesses and weights of one member at a time, bit for bit,
+    under both numerics (the authors' in-place restores drift in the same order)."""
+    from esforget.tasks.sources import build_splits
+
+    data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 8, "test": 8}, seed=0)
+    levers = {
+        "one": {},
+        "four": {"members_per_forward": 4},
+        "drafts": {"members_per_forward": 4, "draft_replies": True},
+    }
+    runs = {}
+    for name, lever in levers.items():
+        cfg = es.ESConfig(
+            iterations=3,
+            population_size=6,
+            sigma=0.5,
+            alpha=0.05,
+            checkpoint_every=3,
+            validate_every=3,
+            prompts_per_iteration=8,
+            numerics=numerics,
+            dtype=dtype,
+            **lever,
+        )
+        metrics = es.train(
+            cfg, micro_model_dir, data["train"], data["validation"], "countdown", 8, seed=1, out_dir=tmp_path / name
+        )
+        weights = [p.detach() for p in load_model(tmp_path / name / "checkpoints" / "step000003", dtype).parameters()]
+        runs[name] = (metrics.drop("perf/seconds"), weights)
+    one_metrics, one_weights = runs.pop("one")
+    assert one_metrics["fitness/std"].max() > 0  # members replied differently
+    for name, (metrics, weights) in runs.items():
+        assert metrics.equals(one_metrics), name
+        assert all(torch.equal(p, q) for p, q in zip(weights, one_weights, strict=True)), name
 
 
 def test_validation_scores_only_the_first_validation_size_items(micro_model_dir, tmp_path):

@@ -19,7 +19,7 @@ from esforget.io import read_json, write_json, write_parquet
 from esforget.models import load_model
 from esforget.tasks.sources import build_splits
 
-ITERATIONS = 24
+ITERATIONS = 12
 
 
 @pytest.fixture()
@@ -149,7 +149,10 @@ def test_a_state_left_by_another_config_is_not_resumed(job, tmp_path):
 
 
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
-def test_two_processes_give_the_weights_of_one(job, tmp_path):
+@pytest.mark.parametrize("members_per_forward", [1, 2])
+def test_two_processes_give_the_weights_of_one(job, tmp_path, members_per_forward):
+    """Each process scores its 3 of the 6 members, K at a time (with K = 2: a group of 2, then 1)."""
+    job = {**job, "method": {**job["method"], "members_per_forward": members_per_forward}}
     launch.run({**job, "out_dir": str(tmp_path / "one")}, processes=1)
     launch.run({**job, "out_dir": str(tmp_path / "two")}, processes=2)
     assert_same_run(finished(tmp_path / "one"), finished(tmp_path / "two"), job["base_dir"])

@@ -127,11 +127,10 @@ def test_precision_table_reads_each_runs_final_checkpoint_and_its_drift_share():
 def test_precision_rows_come_sorted_by_model_task_and_method_with_the_default_numerics_named():
     """Runs listed in any order; a method that does not set `numerics` or `dtype` runs the
     defaults (ES master, float32), which the table names."""
-    methods = {"b_es": {"algorithm": "es"}, "a_es": {"algorithm": "es", "numerics": "authors", "dtype": "float16"}}
-    runs = [
-        {"model": model, "method": method, "train_task": "countdown", "seed": 0}
-        for model, method in (("tiny", "b_es"), ("small", "b_es"), ("tiny", "a_es"))
-    ]
+    methods = {m: {"algorithm": "es"} for m in ("f_es", "e_es", "d_es", "c_es", "b_es")}
+    methods["a_es"] = {"algorithm": "es", "numerics": "authors", "dtype": "float16"}
+    listed = [("tiny", m) for m in methods] + [("small", "b_es")]  # methods in reverse order
+    runs = [{"model": model, "method": method, "train_task": "countdown", "seed": 0} for model, method in listed]
     norms = pl.DataFrame(
         [
             {
@@ -164,7 +163,7 @@ def test_precision_rows_come_sorted_by_model_task_and_method_with_the_default_nu
     assert table.select("model", "method", "numerics").rows() == [
         ("small", "b_es", "ES master, float32"),
         ("tiny", "a_es", "ES authors, float16"),
-        ("tiny", "b_es", "ES master, float32"),
+        *[("tiny", m, "ES master, float32") for m in ("b_es", "c_es", "d_es", "e_es", "f_es")],
     ]
 
 

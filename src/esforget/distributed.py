@@ -9,6 +9,7 @@ so rank 0's weights are broadcast after every update.) Without
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -58,6 +59,20 @@ class Group:
         if self.world > 1:
             for tensor in tensors:
                 dist.broadcast(tensor, src=0)
+
+    def check_identical(self, tensors: list[torch.Tensor], what: str) -> None:
+        """Fail unless every rank holds bit-identical `tensors`: each rank's update must
+        reproduce the others' (and under the authors' numerics, rank 0's weights must have
+        been broadcast), or the checkpoint rank 0 writes is not what the run computed."""
+        if self.world == 1:
+            return
+        digest = hashlib.blake2b(digest_size=16)
+        for tensor in tensors:
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digests = [None] * self.world
+        dist.all_gather_object(digests, digest.hexdigest())
+        if len(set(digests)) > 1:
+            raise RuntimeError(f"{what}: the processes hold different weights (digests by rank: {digests})")
 
     def barrier(self) -> None:
         if self.world > 1:

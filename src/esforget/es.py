@@ -23,6 +23,11 @@ Two numerics (`ESConfig.numerics`) decide what that arithmetic rounds:
            of its weight is lost; z-scores in float32 with std + 1e-8. With several processes
            rank 0's weights (its restore drift included) are broadcast after each update, as
            the authors' engine 0 broadcast its own. The drift the restores leave is logged.
+
+Two levers change only the time an iteration takes (the tests find the same fitnesses and
+weights bit for bit on CPU, under both numerics): `members_per_forward` decodes K members in
+one batched forward (`esforget.member_batch`), and `draft_replies` has each member verify θ's
+own greedy reply in one pass before decoding on (`esforget.generation`). README: "ES throughput".
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partia
 from esforget.distributed import Group
 from esforget.es_noise import Noise, member_seed, paper_member_seeds
 from esforget.io import atomic_path, read_json, write_json
+from esforget.member_batch import MemberStack
 from esforget.models import DTYPES, load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
 from esforget.weight_diff import load_tensor, tensor_files
@@ -95,7 +101,18 @@ class ESConfig:
     validation_size: int | None = None
     """Validation items scored at each validation; null = the whole split."""
     generation_batch_size: int = 64
-    """Prompts decoded together."""
+    """Prompts decoded together (per member: a forward of K members holds K times as many rows)."""
+    members_per_forward: int = 1
+    """K, members decoded together in one batched forward (`esforget.member_batch`): the batch
+    is K × prompts rows, and memory holds K more copies of the model. Replies equal those of
+    K = 1 up to floating-point ties. Pays where a decode step is overhead-bound (a small model
+    on CPU, eager decoding on a GPU); not on a large model on CPU, where each member still
+    reads its own weights (README: ES throughput). The paper: 1 (one member per vLLM call)."""
+    draft_replies: bool = False
+    """Verify each member's reply against the unperturbed model's greedy reply in one
+    teacher-forced pass and decode on only after the first disagreement
+    (`esforget.generation`). Costs one unperturbed generation per iteration; pays where
+    members mostly reply as θ does (small σ) and a decode step is memory-bound."""
     algorithm: str = field(default="es", repr=False)
 
     def __post_init__(self):
@@ -113,6 +130,8 @@ class ESConfig:
             )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype={self.dtype!r}: expected one of {sorted(DTYPES)}")
+        if self.members_per_forward < 1:
+            raise ValueError(f"members_per_forward={self.members_per_forward}: must be ≥ 1")
         if self.population_size < 2:
             raise ValueError(f"population_size={self.population_size}: fitness shaping needs at least 2")
         if self.checkpoint_every < 1 or self.validate_every < 1:
@@ -197,6 +216,18 @@ class Weights:
             else:
                 self.params[j].copy_(self.master[j] + (sign * sigma) * eps)
         self._applied = (seed, sign * sigma)
+
+    @torch.no_grad()
+    def fill(self, stack: MemberStack, slot: int, seed: int, sign: float, sigma: float) -> None:
+        """Put θ + σε of one member into `slot` of `stack`, with the arithmetic of `perturb`:
+        from the master (the model keeps θ), or in place with the authors' restores and copied."""
+        if self.in_place:
+            self.perturb(seed, sign, sigma)
+            for stacked, p in zip(stack.stacks, self.params, strict=True):
+                stacked[slot].copy_(p)
+            return
+        for j, eps in self.noise.tensors(seed):
+            stack.stacks[j][slot].copy_(self.master[j] + (sign * sigma) * eps)
 
     @torch.no_grad()
     def restore(self) -> None:
@@ -392,6 +423,8 @@ def train(
     model = load_model(base_dir, cfg.dtype, group.device)
     tokenizer = load_tokenizer(base_dir)
     weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
+    per_forward = min(cfg.members_per_forward, len(group.mine(cfg.population_size)))  # no slot this rank never fills
+    stack = MemberStack(model, per_forward) if per_forward > 1 else None
     base_files = tensor_files(base_dir)
     if missing := sorted(set(weights.names) - set(base_files))[:3]:
         raise ValueError(f"{base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")
@@ -421,16 +454,26 @@ def train(
         if cfg.prompts_per_iteration is not None:
             fitness_on = full_train.subset(prompt_batch(seed, t, train_rows.height, cfg.prompts_per_iteration))
 
-        # -- score this rank's members; only the scalars are shared --
+        # -- score this rank's members, K at a time; only the scalars are shared --
+        drafts = fitness_on.drafts(model) if cfg.draft_replies else None  # θ's own replies
         members = draws(cfg, seed, t)
         fitness = torch.zeros(len(members), dtype=torch.float64)
         tokens = torch.zeros(len(members), dtype=torch.float64)
         weights.begin_members()
-        for i in group.mine(len(members)):
-            member_noise, sign = members[i]
-            weights.perturb(member_noise, sign, cfg.sigma)
-            scored = fitness_on(model)
-            fitness[i], tokens[i] = scored.mean_reward, scored.generated_tokens
+        mine = list(group.mine(len(members)))
+        for start in range(0, len(mine), per_forward):
+            chunk = mine[start : start + per_forward]
+            if stack is None:
+                weights.perturb(*members[chunk[0]], cfg.sigma)
+                scored = fitness_on.score(model, 1, drafts)
+            else:
+                for slot, i in enumerate(chunk):
+                    weights.fill(stack, slot, *members[i], cfg.sigma)
+                stack.members = len(chunk)
+                with stack:
+                    scored = fitness_on.score(model, len(chunk), drafts)
+            for i, member in zip(chunk, scored, strict=True):
+                fitness[i], tokens[i] = member.mean_reward, member.generated_tokens
         drift_norm, drift_total = weights.end_members()  # restores the last member
         fitness, tokens = group.sum(fitness), group.sum(tokens)
 
@@ -456,10 +499,12 @@ def train(
         if group.is_main and (t % cfg.validate_every == 0 or t == cfg.iterations):
             row["val/accuracy"] = validate(model).accuracy
         rows.append(row)
-        if group.is_main and (t % cfg.checkpoint_every == 0 or t == cfg.iterations):
-            master = weights.state_dict() if cfg.save_master else None
-            save_model(model, tokenizer, work / "checkpoints" / checkpoint_name(t), master=master)
-            save_state(work, t, weights, rows, fingerprint)
+        if t % cfg.checkpoint_every == 0 or t == cfg.iterations:
+            group.check_identical(weights.master, f"iteration {t}")  # what rank 0 writes is every rank's θ
+            if group.is_main:
+                master = weights.state_dict() if cfg.save_master else None
+                save_model(model, tokenizer, work / "checkpoints" / checkpoint_name(t), master=master)
+                save_state(work, t, weights, rows, fingerprint)
         progress.set_postfix(fitness=f"{row['fitness/mean']:.3f}", val=row["val/accuracy"])
         log.info("iteration %d %s", t, row)
 

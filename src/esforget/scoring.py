@@ -10,7 +10,7 @@ import polars as pl
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.generation.stopping_criteria import StopStringCriteria
 
-from esforget.generation import greedy_all, make_batches
+from esforget.generation import decode, make_batches
 from esforget.models import chat_prompt_ids
 from esforget.tasks import correct_threshold, score_replies
 
@@ -59,7 +59,7 @@ class GreedyScorer:
         self.stop_strings = StopStringCriteria(tokenizer, list(stop_strings)) if stop_strings else None
         self.batch_size, self.device = batch_size, device
         self.prompt_ids = chat_prompt_ids(tokenizer, rows["prompt"].to_list())
-        self.batches = make_batches(self.prompt_ids, tokenizer.pad_token_id, batch_size, device)
+        self.batches = make_batches(self.prompt_ids, tokenizer.pad_token_id, batch_size, device, share_prefix=True)
 
     def subset(self, indices: list[int]) -> GreedyScorer:
         """A scorer on some of these prompts, reusing their token ids (no re-tokenising)."""
@@ -67,13 +67,44 @@ class GreedyScorer:
         part.__dict__.update(self.__dict__)
         part.rows = self.rows[indices]
         part.prompt_ids = [self.prompt_ids[i] for i in indices]
-        part.batches = make_batches(part.prompt_ids, self.tokenizer.pad_token_id, self.batch_size, self.device)
+        part.batches = make_batches(
+            part.prompt_ids, self.tokenizer.pad_token_id, self.batch_size, self.device, share_prefix=True
+        )
         return part
 
     def __call__(self, model: PreTrainedModel) -> Scored:
-        completions = greedy_all(
-            model, self.batches, self.max_new_tokens, stop_ids(self.tokenizer, model), self.stop_strings
-        )
+        return self.score(model)[0]
+
+    def score(
+        self, model: PreTrainedModel, members: int = 1, drafts: list[list[list[int]]] | None = None
+    ) -> list[Scored]:
+        """The scores of `members` models decoded together: `model` itself, or the members of
+        its entered `MemberStack` (`esforget.member_batch`). `drafts` (from `drafts`) are
+        verified first instead of decoding every token."""
+        ids = stop_ids(self.tokenizer, model)
+        completions: list[list[list[int]]] = [[] for _ in range(members)]
+        for b, batch in enumerate(self.batches):
+            replies = decode(
+                model,
+                batch.repeat(members),
+                self.max_new_tokens,
+                ids,
+                self.stop_strings,
+                members,
+                None if drafts is None else drafts[b],
+            ).replies
+            size = batch.input_ids.shape[0]
+            for k in range(members):
+                completions[k] += replies[k * size : (k + 1) * size]
+        return [self._scored(c) for c in completions]
+
+    def drafts(self, model: PreTrainedModel) -> list[list[list[int]]]:
+        """Every prompt's greedy output by `model`, stop id included, batch by batch: the
+        drafts `score` verifies (ES takes the unperturbed model's)."""
+        ids = stop_ids(self.tokenizer, model)
+        return [decode(model, batch, self.max_new_tokens, ids, self.stop_strings).emitted for batch in self.batches]
+
+    def _scored(self, completions: list[list[int]]) -> Scored:
         replies = self.tokenizer.batch_decode(completions, skip_special_tokens=True)
         rewards = score_replies(self.scorer, replies, self.rows)
         threshold = correct_threshold(self.scorer)
