@@ -507,3 +507,19 @@ def test_the_page_opens_offline_in_a_browser_without_errors_and_every_figure_sho
     assert fetched == [(tmp_path / "report.html").as_uri()]
     assert len(marks) == len(report.FIGURES) and min(marks) > 0
     assert (tmp_path / "screenshot.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("seeds", "expected", "wilson"),
+    [
+        ({"es": [0, 1, 2], "grpo": [0, 1, 2]}, "3 seeds per method", False),
+        ({"es": [0, 1, 2], "grpo": [0]}, "1–3 seeds per method", True),
+    ],
+)
+def test_the_page_says_how_many_seeds_each_interval_rests_on(seeds, expected, wilson):
+    retention = pl.DataFrame(
+        [{"model": "tiny", "method": m, "train_task": "countdown", "seed": s} for m, ss in seeds.items() for s in ss]
+    )
+    statement = report._intervals_statement(retention)
+    assert statement.startswith(expected)
+    assert ("Wilson" in statement) is wilson

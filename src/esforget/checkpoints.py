@@ -69,15 +69,14 @@ RECORDED_ONLY = "device"
 """The key of run_config.json that records where the run ran, not what defines it."""
 
 
-def publish(work: Path, out: Path, metrics: pl.DataFrame, run_config: dict, device: str) -> None:
+def publish(work: Path, out: Path, metrics: pl.DataFrame, run_config: dict, device_name: str) -> None:
     """Move a finished run's checkpoints into the declared outputs; remove the work folder.
-    `run_config.json` records the run's definition and, for the report, the device it ran on."""
+    `run_config.json` records the run's definition and, for the report, the device it ran on
+    (`device_name`: `esforget.models.device_name` of it)."""
     final = out / "checkpoints"
     if final.exists():
         shutil.rmtree(final)
     os.replace(work / "checkpoints", final)
-    from esforget.models import device_name
-
-    write_json({**run_config, RECORDED_ONLY: device_name(device)}, out / "run_config.json")
+    write_json({**run_config, RECORDED_ONLY: device_name}, out / "run_config.json")
     write_parquet(metrics, out / "metrics.parquet")  # last: the rule's completion marker
     shutil.rmtree(work)

@@ -50,7 +50,7 @@ from esforget.distributed import Group
 from esforget.es_noise import Noise, member_seed, paper_member_seeds
 from esforget.io import atomic_path, read_json, write_json
 from esforget.member_batch import MemberStack
-from esforget.models import DTYPES, load_model, load_tokenizer, save_model
+from esforget.models import DTYPES, device_name, load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
 from esforget.weight_diff import load_tensor, tensor_files
 
@@ -511,6 +511,6 @@ def train(
     group.barrier()
     metrics = pl.DataFrame(rows, schema_overrides=METRIC_TYPES)
     if group.is_main:
-        publish(work, out, metrics, fingerprint, group.device)
+        publish(work, out, metrics, fingerprint, device_name(group.device))
     group.close()
     return metrics

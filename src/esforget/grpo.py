@@ -27,7 +27,7 @@ from transformers import TrainerCallback
 
 from esforget.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish, run_fingerprint
 from esforget.io import read_json, read_parquet, write_json, write_parquet
-from esforget.models import DTYPES, chat_prompt_ids, load_model, load_tokenizer, save_model
+from esforget.models import DTYPES, chat_prompt_ids, device_name, load_model, load_tokenizer, save_model
 from esforget.scoring import GreedyScorer
 from esforget.tasks import reward_function
 
@@ -433,5 +433,5 @@ def train(
     metrics = recorder.table()
     processes.wait_for_everyone()
     if processes.is_main_process:
-        publish(work, out, metrics, fingerprint, device)
+        publish(work, out, metrics, fingerprint, device_name(device))
     return metrics

@@ -271,10 +271,14 @@ def _intervals_statement(retention: pl.DataFrame) -> str:
             "intervals over the test items of that one run; verdicts that need an interval over seeds are "
             "inconclusive."
         )
-    return (
-        f"{seeds.min()}–{seeds.max()} seeds per method. Values are means over seeds with 95 % Student-t "
-        "intervals over seeds (n − 1 degrees of freedom)."
+    count = f"{seeds.max()} seeds" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()} seeds"
+    statement = (
+        f"{count} per method. Values are means over seeds with 95 % Student-t intervals over seeds "
+        "(n − 1 degrees of freedom)."
     )
+    if seeds.min() == 1:
+        statement += " A method with one seed shows the 95 % Wilson interval over its test items instead."
+    return statement
 
 
 def _findings_html(found: pl.DataFrame) -> list[str]:
