@@ -40,7 +40,9 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 MODELS = ("tiny", "smollm2")
 SIGMA, ALPHA = 1e-3, 5e-4
 """The paper's σ and α. The tiny model's own σ (1.5e-2, config/config.yaml) is `--sigma`."""
@@ -57,13 +59,16 @@ def load(name: str):
     from esforget.base_model import _smollm2_folder
     from esforget.models import load_model, load_tokenizer
 
-    if name == "tiny":
+    if name == "tiny":  # the default profile's model, prompts and reply length
+        default = yaml.safe_load(DEFAULT_CONFIG.read_text())
+        countdown = default["tasks"]["countdown"]
+        style, max_new_tokens = countdown["source"]["prompt_style"], countdown["max_new_tokens"]
         built = sorted(Path("results").glob("tiny-*/base/model"), key=lambda p: p.stat().st_mtime)
-        if built:  # the default profile's base (the newest), if the pipeline has run
-            return load_model(built[-1]), load_tokenizer(built[-1]), "compact", 24
+        if built:  # its pretrained base (the newest), if the pipeline has run
+            return load_model(built[-1]), load_tokenizer(built[-1]), style, max_new_tokens
         tokenizer = tiny_model.build_tokenizer()
-        arch = {"hidden_size": 96, "intermediate_size": 256, "layers": 3, "heads": 4, "max_positions": 256}
-        return tiny_model.build_model(arch, tokenizer, seed=0).eval(), tokenizer, "compact", 24
+        arch = default["models"]["tiny"]["architecture"]
+        return tiny_model.build_model(arch, tokenizer, seed=0).eval(), tokenizer, style, max_new_tokens
     folder = _smollm2_folder()
     gguf = next(iter(sorted(p.name for p in folder.glob("*.gguf"))), None)
     if gguf is None:

@@ -34,7 +34,11 @@ PAPER_TEMPLATE = (
     "Let me solve this step by step.\n<think>"
 )
 COMPACT_TEMPLATE = "Using the numbers [{numbers}], create an equation that equals {target}.\n<think>"
-PROMPT_TEMPLATES = {"paper": PAPER_TEMPLATE, "compact": COMPACT_TEMPLATE}
+MINIMAL_TEMPLATE = "[{numbers}] -> {target}\n<think>"
+"""The puzzle alone, for a model pretrained here from scratch: the instruction carries nothing a
+character-level model can read, and ES pays for every prompt token once per member (its prefill
+is most of an ES iteration's arithmetic), so the tiny default's prompts are a quarter as long."""
+PROMPT_TEMPLATES = {"paper": PAPER_TEMPLATE, "compact": COMPACT_TEMPLATE, "minimal": MINIMAL_TEMPLATE}
 
 
 def format_score(reply: str) -> float:
