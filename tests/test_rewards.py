@@ -36,6 +36,18 @@ def test_countdown_wrong_or_malformed(reply, expected):
     assert countdown.reward(reply, [3, 5, 7], "22") == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("style", sorted(countdown.PROMPT_TEMPLATES))
+def test_every_prompt_style_states_the_puzzle_and_ends_inside_a_think_block(style):
+    """The format reward prepends `<think>` to the reply: every prompt must leave one open."""
+    prompt = countdown.prompt([3, 11, 5], 13, style)
+    assert "3 11 5" in prompt and "13" in prompt
+    assert prompt.endswith("\n<think>")
+
+
+def test_the_minimal_prompt_is_the_puzzle_alone():
+    assert countdown.prompt([3, 11, 5], 13, "minimal") == "[3 11 5] -> 13\n<think>"
+
+
 def test_canonical_solution_keeps_the_given_order_when_it_can():
     assert countdown.solve([3, 5, 7], 22) == "3*5+7"
     assert countdown.solve([7, 5, 3], 22) == "7+5*3"
