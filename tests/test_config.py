@@ -168,3 +168,10 @@ def test_a_split_not_prepared_from_this_config_is_refused_naming_what_differs(tm
     write_parquet(pl.read_parquet(split).head(3), split)  # bytes its manifest never hashed
     with pytest.raises(ValueError, match="train.parquet does not hold the data its manifest records"):
         check_prepared(split, task, 7)
+
+
+def test_the_schema_offers_exactly_the_countdown_prompt_templates_there_are():
+    from esforget.tasks.countdown import PROMPT_TEMPLATES
+
+    definitions = yaml.safe_load(Path(SCHEMA).read_text())["definitions"]
+    assert sorted(definitions["prompt_style"]["enum"]) == sorted(PROMPT_TEMPLATES)
