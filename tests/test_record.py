@@ -4,8 +4,10 @@ import json
 import subprocess
 
 import pytest
+import torch
 
 from esforget import record
+from esforget.models import device_name
 
 
 def git(cwd, *args):
@@ -49,3 +51,10 @@ def test_stage_times_read_every_jobs_benchmark_file(tmp_path):
 def test_package_versions_name_the_ones_that_decide_numbers():
     versions = record.package_versions()
     assert {"python", "torch", "transformers", "trl", "polars"} <= set(versions)
+
+
+def test_a_cpu_is_named_with_the_instruction_set_its_kernels_round_with():
+    # AVX2 and AVX-512 kernels round differently: a run's numbers are only reproducible on
+    # CPUs whose kernels match, so the recorded device must say which ones ran.
+    name = device_name("cpu")
+    assert name.startswith("cpu (") and name.endswith(f", {torch.backends.cpu.get_cpu_capability()} kernels)")

@@ -76,7 +76,9 @@ def save_model(
 
 
 def device_name(device: str) -> str:
-    """`device` with what it is: the GPU's name, or the CPU's model."""
+    """`device` with what it is: the GPU's name, or the CPU's model and the vector instructions
+    PyTorch's CPU kernels use there (AVX2, AVX512, …): kernels for different instruction sets
+    round differently, so the same run gives other numbers on another CPU."""
     if torch.device(device).type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     try:
@@ -86,4 +88,4 @@ def device_name(device: str) -> str:
         import platform
 
         model = platform.processor() or platform.machine()
-    return f"{device} ({model})"
+    return f"{device} ({model}, {torch.backends.cpu.get_cpu_capability()} kernels)"
