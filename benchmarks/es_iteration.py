@@ -26,6 +26,9 @@ max(FLOPs / rate, bytes / bandwidth), where FLOPs are 2 × matmul weights × tok
 attention products, and bytes are every member's matmul weights read once per pass plus the KV
 cache read. Passes are counted by a hook on the decoder, so a lever that saves passes (drafts)
 lowers its own floor; the smallest floor in a model's rows is the one to beat.
+
+Every row runs in the environment the default's ES workers get (`esforget.launch.WORKER_DEFAULTS`:
+transparent huge pages for PyTorch's CPU tensors; set THP_MEM_ALLOC_ENABLE=0 to measure without).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -41,6 +45,8 @@ from pathlib import Path
 
 import torch
 import yaml
+
+from esforget.launch import WORKER_DEFAULTS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 MODELS = ("tiny", "smollm2")
@@ -394,7 +400,8 @@ def main() -> None:
                 f"--{k.replace('_', '-')}={getattr(args, k)}"
                 for k in ("population", "prompts", "iterations", "batch_size", "threads", "sigma")
             ]
-            done = subprocess.run(child, capture_output=True, text=True)
+            # every row in the environment the default's ES workers get (transparent huge pages)
+            done = subprocess.run(child, capture_output=True, text=True, env={**WORKER_DEFAULTS, **os.environ})
             if done.returncode != 0:
                 print(f"{model}/{implementation} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
                 continue

@@ -213,3 +213,13 @@ def test_a_killed_job_leaves_no_worker_behind_and_refuses_a_second_writer_meanwh
     assert processes_running(workers_spec) == [], f"workers {workers} outlived their job"
     launch.run({**job, "out_dir": str(out)}, processes=1)  # the lock died with its holder: a rerun resumes
     assert (out / "metrics.parquet").exists()
+
+
+def test_workers_back_large_tensors_with_huge_pages_unless_the_user_said_otherwise(monkeypatch):
+    from esforget import launch
+
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    assert launch.worker_environment()["THP_MEM_ALLOC_ENABLE"] == "1"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    assert launch.worker_environment()["THP_MEM_ALLOC_ENABLE"] == "0"
+    assert launch.worker_environment()[launch.JOB_PID] == str(os.getpid())

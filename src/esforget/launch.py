@@ -95,15 +95,25 @@ def run(job: dict, processes: int) -> None:
         # (the signal survives exec); its children write where this job's log goes.
         guarded = [sys.executable, "-m", "esforget.launch", GUARD, str(os.getpid()), "--", *command]
         try:
-            subprocess.run(
-                guarded, check=True, stdout=sys.stdout, stderr=sys.stderr, env={**os.environ, JOB_PID: str(os.getpid())}
-            )
+            subprocess.run(guarded, check=True, stdout=sys.stdout, stderr=sys.stderr, env=worker_environment())
         finally:
             spec.unlink(missing_ok=True)
 
 
 JOB_PID = "ESFORGET_JOB_PID"
 """Environment variable naming the job process to the workers of a multi-process run."""
+WORKER_DEFAULTS = {"THP_MEM_ALLOC_ENABLE": "1"}
+"""Environment the workers of a multi-process run get where the user has not set it. PyTorch
+then backs its large CPU tensors with transparent huge pages: fewer page faults and TLB misses
+on the batches of K members, 5–10 % off an ES iteration of the default, replies unchanged
+(README: ES throughput); nothing changes on GPU tensors or where the kernel disables them."""
+
+
+def worker_environment() -> dict[str, str]:
+    """This process's environment for the workers: `WORKER_DEFAULTS` under it, and this job's pid."""
+    return {**WORKER_DEFAULTS, **os.environ, JOB_PID: str(os.getpid())}
+
+
 GUARD = "--die-with"
 """`python -m esforget.launch --die-with PID -- COMMAND…`: arm the parent-death signal, exec COMMAND."""
 
