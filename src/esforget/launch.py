@@ -105,7 +105,7 @@ JOB_PID = "ESFORGET_JOB_PID"
 WORKER_DEFAULTS = {"THP_MEM_ALLOC_ENABLE": "1"}
 """Environment the workers of a multi-process run get where the user has not set it. PyTorch
 then backs its large CPU tensors with transparent huge pages: fewer page faults and TLB misses
-on the batches of K members, 5–10 % off an ES iteration of the default, replies unchanged
+on the batches of K members, ≈ 6 % off an ES iteration of the default, replies unchanged
 (README: ES throughput); nothing changes on GPU tensors or where the kernel disables them."""
 
 
