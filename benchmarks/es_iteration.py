@@ -2,6 +2,8 @@
 first implementation writes, and against the hardware floor of the work each one does.
 
     python benchmarks/es_iteration.py                                  # tiny model, 32 prompts
+    python benchmarks/es_iteration.py --population 40 --sigma 1.5e-2 --mirrored --members 20 --drafts 20
+                                                            # the default profile's ES iteration
     python benchmarks/es_iteration.py --models smollm2 --prompts 8 --population 8
     python benchmarks/es_iteration.py --models tiny --members 1 8 40 --drafts 40
 
@@ -16,9 +18,10 @@ same weights, prompts and noise:
 * `K=k drafts`: the same with `draft_replies: true` — each member verifies the unperturbed
   model's reply in one teacher-forced pass and decodes on only after the first disagreement.
 
-All draw the same ε, so they score the same perturbed models and, up to floating-point ties,
-generate the same replies: the `tokens/iteration` column (reply tokens, stop tokens excluded)
-shows whether the work was equal, and a row that differs is marked.
+All draw the same ε (N independent members as in the paper, or N/2 mirrored pairs with
+`--mirrored` as in the default profile), so they score the same perturbed models and, up to
+floating-point ties, generate the same replies: the `tokens/iteration` column (reply tokens,
+stop tokens excluded) shows whether the work was equal, and a row that differs is marked.
 
 The floor of a row is the time its forward passes need at this machine's measured matmul rate
 and memory bandwidth (both measured here, single-threaded like the runs): each pass costs
@@ -28,7 +31,8 @@ cache read. Passes are counted by a hook on the decoder, so a lever that saves p
 lowers its own floor; the smallest floor in a model's rows is the one to beat.
 
 Every row runs in the environment the default's ES workers get (`esforget.launch.WORKER_DEFAULTS`:
-transparent huge pages for PyTorch's CPU tensors; set THP_MEM_ALLOC_ENABLE=0 to measure without).
+transparent huge pages for PyTorch's CPU tensors and glibc's heap kept for reuse; set any of
+those variables yourself to measure without).
 """
 
 from __future__ import annotations
@@ -168,21 +172,28 @@ def _timed(fn) -> float:
 # --- the implementations ----------------------------------------------------------------------
 
 
-def es_config(population: int, sigma: float, members: int = 1, drafts: bool = False):
+def es_config(population: int, sigma: float, mirrored: bool, members: int = 1, drafts: bool = False):
     from esforget import es
 
     return es.ESConfig(
-        population_size=population, sigma=sigma, alpha=ALPHA, members_per_forward=members, draft_replies=drafts
+        population_size=population,
+        sigma=sigma,
+        alpha=ALPHA,
+        mirrored=mirrored,
+        members_per_forward=members,
+        draft_replies=drafts,
     )
 
 
-def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, sigma, members, drafts):
+def run_esforget(
+    model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, sigma, mirrored, members, drafts
+):
     """`esforget.es.train`'s iteration, without its checkpoints and validation."""
     from esforget import es
     from esforget.member_batch import MemberStack
     from esforget.scoring import GreedyScorer
 
-    cfg = es_config(population, sigma, members, drafts)
+    cfg = es_config(population, sigma, mirrored, members, drafts)
     weights = es.Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
     stack = MemberStack(model, members) if members > 1 else None
     passes = Passes(model, lambda: stack.members if stack is not None and stack.active else 1)
@@ -208,9 +219,7 @@ def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations,
                 g = time.perf_counter()
                 scored = scorer.score(model, 1, draft)
             else:
-                for slot, (seed, sign) in enumerate(chunk):
-                    weights.fill(stack, slot, seed, sign, cfg.sigma)
-                stack.members = len(chunk)
+                weights.fill(stack, chunk, cfg.sigma)
                 g = time.perf_counter()
                 with stack:
                     scored = scorer.score(model, len(chunk), draft)
@@ -229,12 +238,12 @@ def run_esforget(model, tokenizer, rows, max_new_tokens, population, iterations,
 
 
 @torch.no_grad()
-def run_straightforward(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, sigma):
+def run_straightforward(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, sigma, mirrored):
     from esforget import es
     from esforget.scoring import stop_ids
     from esforget.tasks import score_replies
 
-    cfg = es_config(population, sigma)
+    cfg = es_config(population, sigma, mirrored)
     texts = [
         tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
         for p in rows["prompt"]
@@ -293,9 +302,17 @@ def measure(args) -> dict:
     else:
         members, drafts = args.implementation.split(":")
         run = functools.partial(run_esforget, members=int(members), drafts=drafts == "drafts")
-    run(model, tokenizer, rows.head(2), max_new_tokens, 2, 1, args.batch_size, args.sigma)  # warm-up
+    run(model, tokenizer, rows.head(2), max_new_tokens, 2, 1, args.batch_size, args.sigma, args.mirrored)  # warm-up
     result, passes = run(
-        model, tokenizer, rows, max_new_tokens, args.population, args.iterations, args.batch_size, args.sigma
+        model,
+        tokenizer,
+        rows,
+        max_new_tokens,
+        args.population,
+        args.iterations,
+        args.batch_size,
+        args.sigma,
+        args.mirrored,
     )
     shape = model_shape(model)
     flops_per_s, bytes_per_s = machine_rates(shape)
@@ -383,6 +400,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="prompts decoded together (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--sigma", type=float, default=SIGMA, help="noise scale (the paper's 1e-3 by default)")
+    parser.add_argument(
+        "--mirrored",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="draw N/2 mirrored pairs, as the default profile does (the paper: N independent members)",
+    )
     parser.add_argument("--members", type=int, nargs="+", default=[1, 2, 4, 8], help="values of K")
     parser.add_argument("--drafts", type=int, nargs="*", default=[1, 8], help="values of K run with drafts")
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -396,10 +419,14 @@ def main() -> None:
     results = []
     for model in args.models:
         for implementation in implementations:
-            child = [sys.executable, __file__, "--model", model, "--implementation", implementation] + [
-                f"--{k.replace('_', '-')}={getattr(args, k)}"
-                for k in ("population", "prompts", "iterations", "batch_size", "threads", "sigma")
-            ]
+            child = (
+                [sys.executable, __file__, "--model", model, "--implementation", implementation]
+                + [
+                    f"--{k.replace('_', '-')}={getattr(args, k)}"
+                    for k in ("population", "prompts", "iterations", "batch_size", "threads", "sigma")
+                ]
+                + (["--mirrored"] if args.mirrored else [])
+            )
             # every row in the environment the default's ES workers get (transparent huge pages)
             done = subprocess.run(child, capture_output=True, text=True, env={**WORKER_DEFAULTS, **os.environ})
             if done.returncode != 0:

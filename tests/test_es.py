@@ -15,15 +15,18 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from esforget import es
+from esforget.member_batch import MemberStack
 from esforget.models import load_model
 from esforget.weight_diff import diff_checkpoint, summarise
 
 
-def test_update_matches_the_formula_recomputed_explicitly(micro_model_dir):
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_update_matches_the_formula_recomputed_explicitly(micro_model_dir, mirrored):
+    """Mirrored pairs draw their ε once for both members: each still counts with its own sign and z."""
     model = load_model(micro_model_dir)
     weights = es.Weights(model, noise_mode="independent", numerics="master")
     before = [m.clone() for m in weights.master]
-    cfg = es.ESConfig(population_size=6, alpha=0.01)
+    cfg = es.ESConfig(population_size=6, alpha=0.01, mirrored=mirrored)
     members = es.draws(cfg, run_seed=3, iteration=1)
     z = torch.tensor([1.5, -0.5, 0.0, 2.0, -1.0, -2.0], dtype=torch.float64)
 
@@ -36,6 +39,25 @@ def test_update_matches_the_formula_recomputed_explicitly(micro_model_dir):
     # The model's parameters hold the updated master again (restored, unperturbed).
     for p, m in zip(model.parameters(), weights.master, strict=True):
         assert torch.equal(p, m)
+
+
+def test_a_filled_stack_holds_each_members_perturbed_weights_bit_for_bit(micro_model_dir):
+    """A mirrored pair's ε is drawn once for both of its slots; a chunk of members may start or
+    end in the middle of a pair."""
+    model = load_model(micro_model_dir)
+    weights = es.Weights(model, noise_mode="independent", numerics="master")
+    members = es.draws(es.ESConfig(population_size=6, mirrored=True), run_seed=0, iteration=1)
+    chunk = members[1:5]  # the second half of a pair, a whole pair, the first half of a pair
+    stack = MemberStack(model, len(chunk))
+
+    weights.fill(stack, chunk, sigma=0.1)
+
+    assert stack.members == len(chunk)
+    for slot, (seed, sign) in enumerate(chunk):
+        weights.perturb(seed, sign, sigma=0.1)
+        assert all(torch.equal(s[slot], p) for s, p in zip(stack.stacks, model.parameters(), strict=True)), slot
+    weights.restore()
+    assert all(torch.equal(p, m) for p, m in zip(model.parameters(), weights.master, strict=True))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

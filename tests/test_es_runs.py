@@ -215,11 +215,17 @@ def test_a_killed_job_leaves_no_worker_behind_and_refuses_a_second_writer_meanwh
     assert (out / "metrics.parquet").exists()
 
 
-def test_workers_back_large_tensors_with_huge_pages_unless_the_user_said_otherwise(monkeypatch):
+def test_workers_get_the_allocator_settings_unless_the_user_set_their_own(monkeypatch):
     from esforget import launch
 
-    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
-    assert launch.worker_environment()["THP_MEM_ALLOC_ENABLE"] == "1"
+    for name in ("THP_MEM_ALLOC_ENABLE", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    env = launch.worker_environment()
+    assert env["THP_MEM_ALLOC_ENABLE"] == "1"
+    assert int(env["MALLOC_MMAP_THRESHOLD_"]) == 32 * 2**20  # glibc's largest dynamic threshold
+    assert int(env["MALLOC_TRIM_THRESHOLD_"]) == 2**30
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
     assert launch.worker_environment()["THP_MEM_ALLOC_ENABLE"] == "0"
+    assert launch.worker_environment()["MALLOC_TRIM_THRESHOLD_"] == "0"
     assert launch.worker_environment()[launch.JOB_PID] == str(os.getpid())
