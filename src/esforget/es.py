@@ -158,8 +158,8 @@ def draws(cfg: ESConfig, run_seed: int, iteration: int) -> list[tuple[int, float
 
 def by_seed(members: list[tuple[int, float]]) -> list[tuple[int, list[tuple[int, float]]]]:
     """(seed, [(position, sign), …]) for each run of neighbouring members that share a seed:
-    a mirrored pair, whose ε is then drawn once for both (drawing is a large share of a small
-    model's iteration: 7 % on the tiny one)."""
+    a mirrored pair, whose ε is then drawn once for both (drawing every member's was 7 % of
+    the tiny model's iteration)."""
     return [
         (seed, [(i, sign) for i, (_, sign) in run]) for seed, run in groupby(enumerate(members), key=lambda m: m[1][0])
     ]
