@@ -15,6 +15,7 @@ from conftest import MICRO_COUNTDOWN
 
 from esforget import es, launch
 from esforget.checkpoints import list_checkpoints
+from esforget.distributed import Group
 from esforget.io import read_json, write_json, write_parquet
 from esforget.models import load_model
 from esforget.tasks.sources import build_splits
@@ -149,13 +150,24 @@ def test_a_state_left_by_another_config_is_not_resumed(job, tmp_path):
 
 
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
-@pytest.mark.parametrize("members_per_forward", [1, 2])
-def test_two_processes_give_the_weights_of_one(job, tmp_path, members_per_forward):
-    """Each process scores its 3 of the 6 members, K at a time (with K = 2: a group of 2, then 1)."""
-    job = {**job, "method": {**job["method"], "members_per_forward": members_per_forward}}
+@pytest.mark.parametrize("members_per_forward, mirrored", [(1, False), (2, False), (2, True)])
+def test_two_processes_give_the_weights_of_one(job, tmp_path, members_per_forward, mirrored):
+    """Each process scores its 3 of the 6 members, K at a time (with K = 2: a group of 2, then 1);
+    mirrored, the 3 pairs are dealt whole: 4 members to one process, 2 to the other."""
+    method = {**job["method"], "members_per_forward": members_per_forward, "mirrored": mirrored}
+    job = {**job, "method": method}
     launch.run({**job, "out_dir": str(tmp_path / "one")}, processes=1)
     launch.run({**job, "out_dir": str(tmp_path / "two")}, processes=2)
     assert_same_run(finished(tmp_path / "one"), finished(tmp_path / "two"), job["base_dir"])
+
+
+@pytest.mark.parametrize("count, world, block", [(40, 2, 2), (6, 2, 2), (7, 3, 1), (6, 4, 2), (5, 2, 2)])
+def test_ranks_share_out_every_member_once_and_keep_a_pair_on_one_rank(count, world, block):
+    dealt = [Group(rank=rank, world=world, device="cpu").mine(count, block) for rank in range(world)]
+    assert sorted(i for mine in dealt for i in mine) == list(range(count))
+    for mine in dealt:
+        assert all(i - i % block in mine for i in mine)  # with the first member of its block
+    assert max(map(len, dealt)) - min(map(len, dealt)) <= block
 
 
 def processes_running(needle: str) -> list[int]:

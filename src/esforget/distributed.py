@@ -40,9 +40,12 @@ class Group:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def mine(self, count: int) -> range:
-        """Indices of the members this rank scores (round robin, so ranks finish together)."""
-        return range(self.rank, count, self.world)
+    def mine(self, count: int, block: int = 1) -> list[int]:
+        """Indices of the members this rank scores: blocks of `block` neighbours dealt round
+        robin, so that ranks finish together and a block (a mirrored pair, which draws its
+        noise once) stays on one rank."""
+        starts = range(self.rank * block, count, self.world * block)
+        return [i for start in starts for i in range(start, min(start + block, count))]
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         """Element-wise sum over ranks; each rank fills only its own members' slots, so the
