@@ -442,8 +442,8 @@ def train(
     model = load_model(base_dir, cfg.dtype, group.device)
     tokenizer = load_tokenizer(base_dir)
     weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
-    pairs = 2 if cfg.mirrored else 1  # a mirrored pair is scored on one rank: its ε is drawn once
-    per_forward = min(cfg.members_per_forward, len(group.mine(cfg.population_size, pairs)))  # no slot left unfilled
+    block = 2 if cfg.mirrored else 1  # a mirrored pair is scored on one rank: its ε is drawn once
+    per_forward = min(cfg.members_per_forward, len(group.mine(cfg.population_size, block)))  # no slot left unfilled
     stack = MemberStack(model, per_forward) if per_forward > 1 else None
     base_files = tensor_files(base_dir)
     if missing := sorted(set(weights.names) - set(base_files))[:3]:
@@ -480,7 +480,7 @@ def train(
         fitness = torch.zeros(len(members), dtype=torch.float64)
         tokens = torch.zeros(len(members), dtype=torch.float64)
         weights.begin_members()
-        mine = group.mine(len(members), pairs)
+        mine = group.mine(len(members), block)
         for start in range(0, len(mine), per_forward):
             chunk = mine[start : start + per_forward]
             if stack is None:
