@@ -2,7 +2,7 @@
 #   make run    create .venv, install, run the default profile end to end
 #   make test   create .venv, install, run the test suite
 #   make lint   ruff (lint and format), snakefmt and `snakemake --lint`, as CI runs them
-#   make save MSG="…"   version data/ and results/ with DVC and commit them (esforget.versions)
+#   make save MSG="…"   version data/ and results/ with DVC and commit them (esforget.versioning)
 #   make restore REV=…  check out REV and bring back its outputs, current in Snakemake's eyes
 # CONFIG="config/smollm2.yaml" points save and restore at another profile (as --configfile).
 # GPU machines: `make run CONSTRAINTS=` installs the regular (CUDA) torch instead of the
@@ -37,10 +37,10 @@ lint: setup
 	$(BIN)/snakemake --lint
 
 save: setup
-	$(BIN)/python -m esforget.versions save -m "$(MSG)" --configfile $(CONFIG)
+	$(BIN)/python -m esforget.versioning save -m "$(MSG)" --configfile $(CONFIG)
 
 restore: setup
-	$(BIN)/python -m esforget.versions restore $(REV) --configfile $(CONFIG)
+	$(BIN)/python -m esforget.versioning restore $(REV) --configfile $(CONFIG)
 
 clean:
 	rm -rf results logs .snakemake

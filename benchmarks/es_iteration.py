@@ -13,8 +13,8 @@ same weights, prompts and noise:
 
 * `straightforward`: what one writes first — per member, add noise in place,
   `model.generate(do_sample=False)` per prompt batch, decode, subtract the same noise.
-* `K=k`: `esforget.es` with `members_per_forward: k` — k members decoded in one batched
-  forward (`esforget.member_batch`), prompts tokenised and padded once, finished rows dropped.
+* `K=k`: `esforget.train.es` with `members_per_forward: k` — k members decoded in one batched
+  forward (`esforget.train.member_batch`), prompts tokenised and padded once, finished rows dropped.
 * `K=k drafts`: the same with `draft_replies: true` — each member verifies the unperturbed
   model's reply in one teacher-forced pass and decodes on only after the first disagreement.
 
@@ -30,7 +30,7 @@ attention products, and bytes are every member's matmul weights read once per pa
 cache read. Passes are counted by a hook on the decoder, so a lever that saves passes (drafts)
 lowers its own floor; the smallest floor in a model's rows is the one to beat.
 
-Every row runs in the environment the default's ES workers get (`esforget.launch.WORKER_DEFAULTS`:
+Every row runs in the environment the default's ES workers get (`esforget.train.launch.WORKER_DEFAULTS`:
 transparent huge pages for PyTorch's CPU tensors and glibc's heap kept for reuse; set any of
 those variables yourself to measure without).
 """
@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from esforget.launch import WORKER_DEFAULTS
+from esforget.train.launch import WORKER_DEFAULTS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 MODELS = ("tiny", "smollm2")
@@ -65,9 +65,9 @@ def load(name: str):
     """(model, tokenizer, prompt style, max new tokens) of a benchmark model."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from esforget import tiny_model
-    from esforget.base_model import _smollm2_folder
-    from esforget.models import load_model, load_tokenizer
+    from esforget.base import tiny
+    from esforget.base.prepare import _smollm2_folder
+    from esforget.core.models import load_model, load_tokenizer
 
     if name == "tiny":  # the default profile's model, prompts and reply length
         default = yaml.safe_load(DEFAULT_CONFIG.read_text())
@@ -76,9 +76,9 @@ def load(name: str):
         built = sorted(Path("results").glob("tiny-*/base/model"), key=lambda p: p.stat().st_mtime)
         if built:  # its pretrained base (the newest), if the pipeline has run
             return load_model(built[-1]), load_tokenizer(built[-1]), style, max_new_tokens
-        tokenizer = tiny_model.build_tokenizer()
+        tokenizer = tiny.build_tokenizer()
         arch = default["models"]["tiny"]["architecture"]
-        return tiny_model.build_model(arch, tokenizer, seed=0).eval(), tokenizer, style, max_new_tokens
+        return tiny.build_model(arch, tokenizer, seed=0).eval(), tokenizer, style, max_new_tokens
     folder = _smollm2_folder()
     gguf = next(iter(sorted(p.name for p in folder.glob("*.gguf"))), None)
     if gguf is None:
@@ -91,7 +91,7 @@ def load(name: str):
 
 
 def prompts(style: str, count: int):
-    from esforget.tasks.sources import build_splits
+    from esforget.data.sources import build_splits
 
     source = {
         "kind": "countdown_generator",
@@ -173,7 +173,7 @@ def _timed(fn) -> float:
 
 
 def es_config(population: int, sigma: float, mirrored: bool, members: int = 1, drafts: bool = False):
-    from esforget import es
+    from esforget.train import es
 
     return es.ESConfig(
         population_size=population,
@@ -188,10 +188,10 @@ def es_config(population: int, sigma: float, mirrored: bool, members: int = 1, d
 def run_esforget(
     model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, sigma, mirrored, members, drafts
 ):
-    """`esforget.es.train`'s iteration, without its checkpoints and validation."""
-    from esforget import es
-    from esforget.member_batch import MemberStack
-    from esforget.scoring import GreedyScorer
+    """`esforget.train.es.train`'s iteration, without its checkpoints and validation."""
+    from esforget.decoding.greedy_scorer import GreedyScorer
+    from esforget.train import es
+    from esforget.train.member_batch import MemberStack
 
     cfg = es_config(population, sigma, mirrored, members, drafts)
     weights = es.Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
@@ -239,9 +239,9 @@ def run_esforget(
 
 @torch.no_grad()
 def run_straightforward(model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, sigma, mirrored):
-    from esforget import es
-    from esforget.scoring import stop_ids
+    from esforget.decoding.greedy_scorer import stop_ids
     from esforget.tasks import score_replies
+    from esforget.train import es
 
     cfg = es_config(population, sigma, mirrored)
     texts = [

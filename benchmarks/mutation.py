@@ -37,7 +37,7 @@ from mutmut.stats import status_by_exit_code
 
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.txt"
-ANCHOR = "esforget.checkpoints.x_partial_dir*"
+ANCHOR = "esforget.core.checkpoints.x_partial_dir*"
 """A one-line function whose few mutants the first pass runs: mutmut generates every mutant
 and records which test reaches which function only as part of a run."""
 

@@ -6,7 +6,7 @@ Builds a base with SmolLM2-135M's shapes (random weights: the analysis reads byt
 values do not matter for its cost) and several checkpoints made by perturbing it as ES does
 (every entry) and as GRPO does (a few entries), then times, each in a fresh process so that
 peak RSS is its own:
-  - esforget: `esforget.weight_diff.diff_run`, every checkpoint of the run in one pass over
+  - esforget: `esforget.analyze.weight_diff.diff_run`, every checkpoint of the run in one pass over
     the base, one tensor at a time from memory-mapped safetensors;
   - straightforward: per checkpoint, load both full state dicts and loop over the tensors,
     as a first implementation would.
@@ -90,7 +90,7 @@ def peak_rss_mib() -> float:
 
 def measure(impl: str, workdir: Path) -> dict:
     """Run in this process; the high-water mark after imports is the baseline."""
-    from esforget.weight_diff import diff_run
+    from esforget.analyze.weight_diff import diff_run
 
     checkpoints = sorted((int(p.name[4:]), p) for p in workdir.glob("step*"))
     baseline = peak_rss_mib()

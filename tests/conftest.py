@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tests.e2e_workflow import copy_e2e_workflow
+from tests.shared import REPO
+from tests.workflow.e2e import copy_e2e_workflow
 
-REPO = Path(__file__).resolve().parents[1]
 PAPER_DATA = Path(os.environ.get("ESFORGET_PAPER_DATA", REPO.parent / "shared" / "paper-data"))
 """The authors' splits: beside the repository, or where ESFORGET_PAPER_DATA points (the mutation
 run tests a copy of the tree in `mutants/`, one folder deeper)."""
@@ -29,17 +29,6 @@ settings.register_profile("explore", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-MICRO_COUNTDOWN = {
-    "kind": "countdown_generator",
-    "count": 3,
-    "number_range": [1, 9],
-    "ops": ["+", "*"],
-    "target_range": [1, 100],
-    "prompt_style": "compact",
-}
-"""Countdown puzzles for the ES tests on the random micro model (its source config)."""
-
-
 @pytest.fixture(scope="session")
 def paper_data() -> Path:
     """The authors' task splits, which the project must not copy into its own tree."""
@@ -51,12 +40,12 @@ def paper_data() -> Path:
 @pytest.fixture(scope="session")
 def micro_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer Llama with the tiny character tokenizer, saved as HF dir."""
-    from esforget import tiny_model
-    from esforget.models import save_model
+    from esforget.base import tiny
+    from esforget.core.models import save_model
 
-    tokenizer = tiny_model.build_tokenizer()
+    tokenizer = tiny.build_tokenizer()
     arch = {"hidden_size": 16, "intermediate_size": 32, "layers": 2, "heads": 2, "max_positions": 128}
-    model = tiny_model.build_model(arch, tokenizer, seed=0)
+    model = tiny.build_model(arch, tokenizer, seed=0)
     path = tmp_path_factory.mktemp("micro") / "model"
     save_model(model, tokenizer, path)
     return path
@@ -75,13 +64,3 @@ def e2e_run(tmp_path_factory) -> Path:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return root
-
-
-def save_pair(folder: Path, base: dict, tuned: dict) -> tuple[Path, Path]:
-    """`folder/base` and `folder/tuned`, each a one-file safetensors model of the given tensors."""
-    from safetensors.torch import save_file
-
-    for name, tensors in (("base", base), ("tuned", tuned)):
-        (folder / name).mkdir()
-        save_file(tensors, folder / name / "model.safetensors")
-    return folder / "base", folder / "tuned"

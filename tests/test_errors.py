@@ -7,17 +7,17 @@ import re
 import polars as pl
 import pytest
 import torch
-from conftest import MICRO_COUNTDOWN, save_pair
 from safetensors.torch import save_file
 
-from esforget import tiny_model
-from esforget.checkpoints import list_checkpoints
-from esforget.io import read_json, read_parquet
-from esforget.member_batch import MemberStack
-from esforget.probes import LoglikScorer
+from esforget.analyze.weight_diff import TensorFile, diff_checkpoint
+from esforget.base import tiny
+from esforget.core.checkpoints import list_checkpoints
+from esforget.core.files import read_json, read_parquet
+from esforget.data.sources import _mmlu_rows, build_splits
+from esforget.evaluate.likelihood import LoglikScorer
 from esforget.tasks import make_frame, reward_function
-from esforget.tasks.sources import _mmlu_rows, build_splits
-from esforget.weight_diff import TensorFile, diff_checkpoint
+from esforget.train.member_batch import MemberStack
+from tests.shared import MICRO_COUNTDOWN, save_pair
 
 
 def truncated_safetensors(tmp):
@@ -100,7 +100,7 @@ def choice_rows(infos: list[dict]) -> pl.DataFrame:
 
 
 def probe_item_without_options(tmp):
-    LoglikScorer(tiny_model.build_tokenizer(), choice_rows([{"question": "2+2?", "choices": ["4"]}]), batch_size=4)
+    LoglikScorer(tiny.build_tokenizer(), choice_rows([{"question": "2+2?", "choices": ["4"]}]), batch_size=4)
 
 
 def word_tokenizer():

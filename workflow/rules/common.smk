@@ -1,14 +1,13 @@
 # Config checks, wildcard constraints and the input functions every stage shares.
 
-import itertools
-
 from pathlib import Path
 
-from esforget import layout
-from esforget.config import SMALL_JOB, job_resources, method_for_run
-from esforget.config import check as check_config
-from esforget.methods import training_dtype
-from esforget.provenance import canonical, stage_hash
+from esforget.core import layout
+from esforget.config.checks import check as check_config
+from esforget.config.resources import SMALL_JOB, job_resources
+from esforget.config.runs import all_runs, method_for_run
+from esforget.train.methods import training_dtype
+from esforget.core.code_hash import canonical, stage_hash
 
 check_config(config)
 config.update(canonical(config))  # params compared by repr: key order in the YAML must not matter
@@ -16,7 +15,7 @@ config.update(canonical(config))  # params compared by repr: key order in the YA
 TASKS = config["tasks"]
 METHODS = config["methods"]
 SPLITS = ["train", "validation", "test"]
-# Outputs live under ids that hash what defines them (`countdown-1a2b3c4d`, see esforget.layout):
+# Outputs live under ids that hash what defines them (`countdown-1a2b3c4d`, see esforget.core.layout):
 # differently defined tasks and models of the same name never share a path.
 TASK_OF, MODEL_OF = layout.ids(config)
 RUN = "{model_id}/{method}/{task_id}/seed{seed}"
@@ -40,15 +39,6 @@ ES_METHODS = _one_of(n for n, m in METHODS.items() if m["algorithm"] == "es")
 GRPO_METHODS = _one_of(n for n, m in METHODS.items() if m["algorithm"] == "grpo")
 
 
-def runs():
-    """Every (model, method, task, seed) of the config, by name."""
-    r = config["runs"]
-    return [
-        dict(model=m, method=meth, task=t, seed=s)
-        for m, meth, t, s in itertools.product(r["models"], r["methods"], r["tasks"], config["seeds"])
-    ]
-
-
 def names(wildcards):
     """The model and task names (and method, seed) behind a job's directory ids."""
     named = {"model": MODEL_OF[wildcards.model_id]}
@@ -62,7 +52,7 @@ PACKAGE = Path(workflow.basedir) / "src" / "esforget"  # what the scripts import
 
 
 def code_of(script):
-    """Content hash of a stage's script and the package code it runs (esforget.provenance):
+    """Content hash of a stage's script and the package code it runs (esforget.core.code_hash):
     passed as a param, so a change in that code reruns the stage (the profile leaves out
     Snakemake's own `code` trigger, which compares script modification times)."""
     return stage_hash(SCRIPTS / script, PACKAGE if PACKAGE.is_dir() else None)
@@ -85,7 +75,7 @@ def run_method(wildcards):
 
 def run_paths(name):
     """The file `name` of every run's folder."""
-    return [f"{layout.run_dir(config, **run)}/{name}" for run in runs()]
+    return [f"{layout.run_dir(config, **run)}/{name}" for run in all_runs(config)]
 
 
 def split_path(task, split):

@@ -32,7 +32,7 @@ rule render_report:
         runtime=SMALL_JOB["runtime"],
     params:
         code=code_of("render_report.py"),
-        runs=runs(),
+        runs=all_runs(config),
         methods=METHODS,
         prior_tasks=[t for t in config["evaluation"]["tasks"] if TASKS[t]["role"] == "prior"],
         thresholds=config["analysis"]["sparsity_thresholds"],

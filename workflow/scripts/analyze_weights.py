@@ -7,10 +7,10 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 import polars as pl
 
-from esforget.checkpoints import list_checkpoints
-from esforget.io import write_parquet
-from esforget.logs import to_file
-from esforget.weight_diff import diff_run
+from esforget.analyze.weight_diff import diff_run
+from esforget.core.checkpoints import list_checkpoints
+from esforget.core.files import write_parquet
+from esforget.core.logs import to_file
 
 to_file(snakemake.log[0])
 analysis = snakemake.params.analysis

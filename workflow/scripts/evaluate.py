@@ -5,11 +5,11 @@ from pathlib import Path
 # Import the repository's package, also where the environment does not install it (--sdm conda).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
-from esforget.checkpoints import list_checkpoints
-from esforget.evaluate import EvalTask, evaluate, with_base
-from esforget.io import read_parquet, write_parquet
-from esforget.logs import to_file
-from esforget.prepare_data import check_prepared
+from esforget.core.checkpoints import list_checkpoints
+from esforget.core.files import read_parquet, write_parquet
+from esforget.core.logs import to_file
+from esforget.data.prepare import check_prepared
+from esforget.evaluate.retention import EvalTask, evaluate, with_base
 
 to_file(snakemake.log[0])
 evaluation, all_tasks = snakemake.params.evaluation, snakemake.params.tasks

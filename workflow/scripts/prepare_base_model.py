@@ -4,9 +4,9 @@ from pathlib import Path
 # Import the repository's package, also where the environment does not install it (--sdm conda).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
-from esforget.base_model import prepare
-from esforget.logs import to_file
-from esforget.prepare_data import check_prepared
+from esforget.base.prepare import prepare
+from esforget.core.logs import to_file
+from esforget.data.prepare import check_prepared
 
 to_file(snakemake.log[0])
 splits = snakemake.params.splits  # task → split → path; none unless pretrained here

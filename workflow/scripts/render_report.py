@@ -4,10 +4,10 @@ from pathlib import Path
 # Import the repository's package, also where the environment does not install it (--sdm conda).
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
-from esforget import record
-from esforget.io import write_parquet
-from esforget.logs import to_file
-from esforget.report import collect, render
+from esforget.core.files import write_parquet
+from esforget.core.logs import to_file
+from esforget.report import made_by
+from esforget.report.page import collect, render
 
 REPO = Path(snakemake.scriptdir).parents[1]
 to_file(snakemake.log[0])
@@ -21,14 +21,14 @@ data = collect(
     params.thresholds,
 )
 made_by = {
-    "git": record.git_state(REPO),
+    "git": made_by.git_state(REPO),
     "config": dict(snakemake.config),
-    "versions": record.package_versions(),
-    "data": record.data_hashes(snakemake.input.manifests),
-    "devices": record.devices(snakemake.input.run_configs),
-    "device": record.this_device(),
+    "versions": made_by.package_versions(),
+    "data": made_by.data_hashes(snakemake.input.manifests),
+    "devices": made_by.devices(snakemake.input.run_configs),
+    "device": made_by.this_device(),
     # the jobs before this one; Snakemake writes a job's benchmark file when it ends
-    "times": record.stage_times(Path("logs/benchmarks")),
+    "times": made_by.stage_times(Path("logs/benchmarks")),
 }
 tables = render(
     data,

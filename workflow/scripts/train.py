@@ -6,9 +6,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 import torch
 
-from esforget.launch import run
-from esforget.logs import to_file
-from esforget.prepare_data import check_prepared
+from esforget.core.logs import to_file
+from esforget.data.prepare import check_prepared
+from esforget.train.launch import run
 
 to_file(snakemake.log[0])
 task = snakemake.params.task

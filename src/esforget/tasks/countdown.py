@@ -3,7 +3,7 @@
 Reward exactly as the authors define it (PAPER.md): `0.1 × format + answer`, with `format`
 checked on the reply with `<think>` prepended (the prompt ends inside a think block) and
 `answer` checked on the last `<answer>…</answer>` block. Only the authors' `eval` is
-replaced, by `esforget.safe_arith.safe_eval`.
+replaced, by `esforget.tasks.safe_arith.safe_eval`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import random
 import re
 from fractions import Fraction
 
-from esforget.safe_arith import safe_eval
+from esforget.tasks.safe_arith import safe_eval
 
 CORRECT_THRESHOLD = 1.0
 """A reply is correct when its reward is at least this (format bonus alone is 0.1)."""

@@ -1,0 +1,84 @@
+"""Cross-field checks of a workflow config, run before any job starts.
+
+The JSON schema (workflow/schemas/config.schema.yaml) checks each key's type and range; this
+checks what a schema cannot: names that must refer to each other, method keys against the
+trainers' typed configs, input files that must exist. Messages quote the offending values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from esforget.config.runs import method_for_run
+from esforget.train.methods import method_config
+
+
+def check(config: dict) -> None:
+    tasks = config["tasks"]
+    _subset("runs.models", config["runs"]["models"], config["models"])
+    _subset("runs.methods", config["runs"]["methods"], config["methods"])
+    _subset("runs.tasks", config["runs"]["tasks"], tasks)
+    _subset("evaluation.tasks", config["evaluation"]["tasks"], tasks)
+    for name in config["runs"]["tasks"]:
+        if tasks[name]["role"] != "new":
+            raise ValueError(f"runs.tasks lists {name!r}, but tasks.{name}.role is {tasks[name]['role']!r}, not 'new'")
+    for name, spec in config["methods"].items():
+        method_config(name, spec)
+    for k, override in enumerate(config["runs"].get("overrides", [])):
+        for key, defined in (("model", config["models"]), ("method", config["methods"]), ("task", tasks)):
+            if key in override["match"] and override["match"][key] not in defined:
+                raise ValueError(
+                    f"runs.overrides[{k}].match.{key}={override['match'][key]!r} is not defined; "
+                    f"defined: {sorted(defined)}"
+                )
+        if "algorithm" in override["set"]:
+            raise ValueError(f"runs.overrides[{k}].set: a run cannot change its method's algorithm")
+    for model in config["runs"]["models"]:
+        for method in config["runs"]["methods"]:
+            for task in config["runs"]["tasks"]:
+                method_config(f"{method} (model {model}, task {task})", method_for_run(config, model, method, task))
+    for name, task in tasks.items():
+        source = task["source"]
+        if task["scorer"] == "letter" and task["role"] != "prior":
+            raise ValueError(
+                f"tasks.{name}.scorer='letter' scores no reply, so it cannot be trained on; "
+                f"role is {task['role']!r}, not 'prior'"
+            )
+        if task.get("extra_scorers") and task["scorer"] == "letter":
+            raise ValueError(
+                f"tasks.{name}.extra_scorers={task['extra_scorers']}: scorer 'letter' makes no reply to grade"
+            )
+        if source.get("loader") == "mmlu" and not {"shots", "shots_split"} <= set(source):
+            raise ValueError(f"tasks.{name}.source: loader 'mmlu' needs 'shots' and 'shots_split' (e.g. 5 and 'dev')")
+        if source["kind"] == "verl_parquet":
+            for split in ("train", "test"):
+                path = Path(source["path"]) / f"{split}.parquet"
+                if not path.exists():
+                    raise FileNotFoundError(f"tasks.{name}.source.path: missing {path}")
+        if source["kind"] == "local_jsonl":
+            for split, file in source["splits"].items():
+                if not (Path(source["path"]) / file).exists():
+                    raise FileNotFoundError(
+                        f"tasks.{name}.source.splits.{split}: missing {Path(source['path']) / file}"
+                    )
+        if source["kind"] in ("hub", "local_jsonl") and source["loader"] == "hellaswag":
+            missing = sorted({"every", "shuffle_seed", "instruction"} - set(source))
+            if missing:
+                raise ValueError(f"tasks.{name}.source: loader 'hellaswag' needs {missing}")
+        for key in ("number_range", "operand_range", "target_range"):
+            if key in source and source[key][0] > source[key][1]:
+                raise ValueError(f"tasks.{name}.source.{key}={source[key]}: the low end exceeds the high end")
+    for name, spec in config["models"].items():
+        if spec["kind"] == "tiny":
+            arch = spec["architecture"]
+            if arch["hidden_size"] % arch["heads"]:
+                raise ValueError(
+                    f"models.{name}.architecture: hidden_size={arch['hidden_size']} "
+                    f"is not divisible by heads={arch['heads']}"
+                )
+
+
+def _subset(key: str, names: list[str], defined: dict) -> None:
+    unknown = [n for n in names if n not in defined]
+    if unknown:
+        raise ValueError(f"{key} names {unknown}, not defined; defined: {sorted(defined)}")

@@ -1,0 +1,28 @@
+"""The config as the Snakefile resolves it, for tools that run beside Snakemake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from esforget.config.checks import check
+
+DEFAULT_CONFIGFILES = ("config/config.yaml",)
+SCHEMA = "workflow/schemas/config.schema.yaml"
+
+
+def load(configfiles: list[str] | tuple[str, ...] = DEFAULT_CONFIGFILES, root: str | Path = ".") -> dict:
+    """The config as the Snakefile resolves it, for tools that run beside Snakemake: the files
+    deep-merged in order (later keys win, as `--configfile a b`), validated against the schema
+    with its defaults filled in, then the cross-field checks."""
+    import yaml
+    from snakemake.utils import update_config, validate
+
+    config: dict = {}
+    for file in configfiles:
+        path = Path(root) / file
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} not found")
+        update_config(config, yaml.safe_load(path.read_text()) or {})
+    validate(config, str(Path(root) / SCHEMA))
+    check(config)
+    return config

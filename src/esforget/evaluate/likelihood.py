@@ -1,0 +1,161 @@
+"""Forward-pass probes of a checkpoint: the evaluation harnesses' log-likelihood probe of
+multiple-choice tasks, and the divergence of a tuned model from its base.
+
+Why by hand: lm-evaluation-harness defines the log-likelihood probe, but it loads each model
+itself; run beside our generative probe it would load every checkpoint twice and tokenise the
+prompts again. Its definition is a few lines over one forward pass, reproduced here:
+  acc      = argmax over options of Σ log p(continuation tokens | context)
+  acc_norm = argmax of that sum ÷ the continuation's length in characters
+with the raw question as context (no chat template) and " " + option as continuation, the
+continuation's tokens being those of tokenize(context + continuation) after the context's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import polars as pl
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from esforget.decoding.generation import PromptBatch, make_batches
+
+LOGIT_BUDGET = 2**27
+"""Most logits (rows × positions × vocabulary, fp32: 512 MiB) materialised at once; batches
+are split into row chunks below it, so a 150k-token vocabulary does not exhaust memory."""
+
+
+@dataclass
+class ChoiceScores:
+    acc: list[bool]
+    acc_norm: list[bool]
+
+
+class LoglikScorer:
+    """Tokenises each item's context and options once; scores any model on them many times.
+
+    Rows are a `choice` task in ROW_SCHEMA whose `info` holds `question` and `options`
+    (in the listed order) and whose `ground_truth` is the right option's 1-based number.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, rows: pl.DataFrame, batch_size: int, device: str = "cpu"):
+        sequences, self.continuation_lengths, self.character_lengths, self.options_per_item = [], [], [], []
+        for info in rows["info"]:
+            item = json.loads(info)
+            if "question" not in item or "options" not in item:
+                raise ValueError(f"log-likelihood probe: item info {sorted(item)} lacks 'question'/'options'")
+            context = tokenizer(item["question"], add_special_tokens=False)["input_ids"]
+            for option in item["options"]:
+                continuation = " " + option
+                whole = tokenizer(item["question"] + continuation, add_special_tokens=False)["input_ids"]
+                sequences.append(whole)
+                self.continuation_lengths.append(len(whole) - len(context))
+                self.character_lengths.append(len(continuation))
+            self.options_per_item.append(len(item["options"]))
+        if min(self.continuation_lengths) < 1:
+            raise ValueError("log-likelihood probe: an option adds no token to its context")
+        self.answers = [int(t) - 1 for t in rows["ground_truth"]]
+        self.batches = make_batches(sequences, tokenizer.pad_token_id, batch_size, device)
+
+    @torch.inference_mode()
+    def logprobs(self, model: PreTrainedModel) -> list[list[float]]:
+        """Σ log p(continuation | context) of every option of every item."""
+        sums = []
+        lengths = iter(self.continuation_lengths)
+        for batch in self.batches:
+            widths = [next(lengths) for _ in range(batch.input_ids.shape[0])]
+            sums.extend(_continuation_logprobs(model, batch, widths))
+        per_item, start = [], 0
+        for count in self.options_per_item:
+            per_item.append(sums[start : start + count])
+            start += count
+        return per_item
+
+    def __call__(self, model: PreTrainedModel) -> ChoiceScores:
+        acc, acc_norm, start = [], [], 0
+        for total, answer, count in zip(self.logprobs(model), self.answers, self.options_per_item, strict=True):
+            chars = self.character_lengths[start : start + count]
+            normed = [s / n for s, n in zip(total, chars, strict=True)]
+            acc.append(_argmax(total) == answer)
+            acc_norm.append(_argmax(normed) == answer)
+            start += count
+        return ChoiceScores(acc, acc_norm)
+
+
+def _argmax(values: list[float]) -> int:
+    """Index of the largest value; the first on ties, as numpy's argmax in the harness."""
+    return max(range(len(values)), key=values.__getitem__)
+
+
+def _continuation_logprobs(model: PreTrainedModel, batch: PromptBatch, widths: list[int]) -> list[float]:
+    """Σ log p of each row's last `width` tokens. Rows are left-padded, so every continuation
+    ends at the last position and only the last max(width)+1 positions need logits."""
+    keep = max(widths) + 1
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        logits_to_keep=keep,
+    )
+    logprobs = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)  # predicts the last keep−1 tokens
+    targets = batch.input_ids[:, -(keep - 1) :]
+    picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return [float(picked[row, picked.shape[1] - width :].sum()) for row, width in enumerate(widths)]
+
+
+class LetterScorer:
+    """MMLU's probe: of the tokens " A" … " D", the one most probable right after the prompt
+    (which ends with "Answer:") is the choice. One forward pass per prompt, no generation."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, rows: pl.DataFrame, batch_size: int, device: str = "cpu"):
+        self.letters = [tokenizer(" " + letter, add_special_tokens=False)["input_ids"][-1] for letter in "ABCD"]
+        if len(set(self.letters)) != 4:
+            raise ValueError(f"letter probe: the tokenizer maps ' A' … ' D' to {self.letters}, not four tokens")
+        self.prompt_ids = tokenizer(rows["prompt"].to_list(), add_special_tokens=False)["input_ids"]
+        self.answers = [int(t) - 1 for t in rows["ground_truth"]]
+        self.batches = make_batches(self.prompt_ids, tokenizer.pad_token_id, batch_size, device)
+
+    @torch.inference_mode()
+    def __call__(self, model: PreTrainedModel) -> list[bool]:
+        chosen = []
+        for batch in self.batches:
+            out = model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids,
+                logits_to_keep=1,
+            )
+            chosen += out.logits[:, -1, self.letters].argmax(-1).tolist()
+        return [c == a for c, a in zip(chosen, self.answers, strict=True)]
+
+
+class Divergence:
+    """Mean per-token KL(base ‖ tuned) of the next-token distributions over a task's prompts.
+
+    The base stays loaded for the whole job; each checkpoint is compared batch by batch, so
+    no distribution is ever stored (a 150k vocabulary over 1,000 prompts would be ~100 GB).
+    """
+
+    def __init__(self, base: PreTrainedModel, prompt_ids: list[list[int]], pad_id: int, device: str = "cpu"):
+        self.base = base
+        vocabulary = base.get_output_embeddings().weight.shape[0]
+        width = max(len(ids) for ids in prompt_ids)
+        self.batches = make_batches(prompt_ids, pad_id, max(1, LOGIT_BUDGET // (width * vocabulary)), device)
+
+    @torch.inference_mode()
+    def __call__(self, tuned: PreTrainedModel) -> float:
+        total, tokens = 0.0, 0
+        for batch in self.batches:
+            inputs = {
+                "input_ids": batch.input_ids,
+                "attention_mask": batch.attention_mask,
+                "position_ids": batch.position_ids,
+            }
+            log_p = torch.log_softmax(self.base(**inputs).logits.float(), dim=-1)
+            log_q = torch.log_softmax(tuned(**inputs).logits.float(), dim=-1)
+            per_token = (log_p.exp() * (log_p - log_q)).sum(-1)
+            mask = batch.attention_mask.bool()
+            total += float(per_token[mask].sum())
+            tokens += int(mask.sum())
+        return total / tokens

@@ -1,0 +1,214 @@
+"""The report's answers: each question of the study, the comparison that answers it, its 95 %
+interval, and a verdict read off the interval — generated from the tables, never written by
+hand, so that the page can only say what its numbers support.
+
+Input: one row per (run, checkpoint, prior task, probe) — `summaries.checkpoint_table` builds it —
+with
+the new-task accuracy (authors' probe), the prior-task accuracy and its change from the base,
+the update norm ‖ΔW‖_F and the KL from the base. The questions:
+
+1. Does ES forget more than GRPO at matched new-task accuracy? Per probe and level: each run's
+   prior-task change where its new-task accuracy first reaches base + level
+   (`statistics.at_level`); ES runs against GRPO runs, Welch's interval of the difference.
+   Runs that never reach a level are counted.
+2. Does forgetting follow the update norm within each method? Per method: each run's OLS
+   slope of prior-task change on ‖ΔW‖_F over its checkpoints, mean and t interval over seeds.
+3. Across methods? One point per run (its final checkpoint): the slope of prior-task change on
+   ‖ΔW‖_F over all runs, and ES's shift at equal norm (a regression on norm and an ES
+   indicator) — inconclusive where ES's and GRPO's norms do not overlap.
+4. Does the answer depend on the probe? Question 1's verdicts compared across probes.
+
+Verdicts: *supported* when the interval excludes zero on the side the question claims;
+*not supported* when it excludes zero on the other side, or (for accuracy differences) lies
+within ± `NEGLIGIBLE` of it; *inconclusive at this sample* otherwise, and always without an
+interval (one seed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from esforget.core.statistics import Estimate, difference_interval, mean_interval, shift_at_equal_x, slope_interval
+from esforget.report.summaries import RUN, matched_changes, run_slopes
+
+LEVELS = (0.05, 0.10)
+"""New-task accuracy gains over the base at which forgetting is compared (question 1)."""
+NEGLIGIBLE = 0.01
+"""An accuracy difference whose whole interval lies within ± this (1 point) is no difference."""
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive at this sample"
+
+
+@dataclass(frozen=True)
+class Finding:
+    question: str
+    comparison: str
+    estimate: Estimate | None  # None: a verdict about other findings (question 4)
+    verdict: str
+    note: str = ""
+    prior_task: str = ""
+    probe: str = ""
+    level: float | None = None
+
+    def sentence(self) -> str:
+        measured = "" if self.estimate is None else f": {_interval_text(self.estimate)}"
+        return f"{self.comparison}{measured} — {self.verdict}" + (f" ({self.note})" if self.note else "")
+
+
+def verdict(estimate: Estimate, claimed_sign: int, negligible: float = 0.0) -> str:
+    """Read a verdict off an interval for a claim that the value has `claimed_sign` (±1)."""
+    if not estimate.has_interval:
+        return INCONCLUSIVE
+    low, high = sorted((claimed_sign * estimate.low, claimed_sign * estimate.high))
+    if low > 0:
+        return SUPPORTED
+    if high < 0 or (negligible > 0 and -negligible < low and high < negligible):
+        return NOT_SUPPORTED
+    return INCONCLUSIVE
+
+
+def _interval_text(e: Estimate, scale: float = 1.0, unit: str = "") -> str:
+    if e.n == 0 or e.value != e.value:
+        return "no data"
+    value = f"{scale * e.value:+.3g}{unit}"
+    if not e.has_interval:
+        return f"{value} (n = {e.n}, no interval)"
+    return f"{value} (95 % interval {scale * e.low:+.3g} to {scale * e.high:+.3g}{unit}; n = {e.n})"
+
+
+def forgetting_at_matched_accuracy(table: pl.DataFrame) -> list[Finding]:
+    """Question 1, per prior task, probe and level."""
+    found = []
+    matched_all = matched_changes(table, LEVELS)
+    for level in LEVELS:
+        matched = matched_all.filter(pl.col("level") == level)
+        for (task, probe), group in matched.group_by("prior_task", "probe", maintain_order=True):
+            es, grpo = (group.filter(pl.col("algorithm") == a) for a in ("es", "grpo"))
+            reached = {name: part["prior_change"].drop_nulls().to_list() for name, part in (("ES", es), ("GRPO", grpo))}
+            estimate = difference_interval(reached["ES"], reached["GRPO"])
+            unreached = ", ".join(
+                f"{name} {part['prior_change'].null_count()} of {part.height}"
+                for name, part in (("ES", es), ("GRPO", grpo))
+            )
+            found.append(
+                Finding(
+                    question="Does ES forget more than GRPO at matched new-task accuracy?",
+                    comparison=(
+                        f"{task} ({probe}) at base + {level:.0%} on the new task: ES − GRPO change in prior-task "
+                        "accuracy, points"
+                    ),
+                    estimate=_points(estimate),
+                    verdict=verdict(estimate, -1, NEGLIGIBLE),
+                    note=f"runs that never reached the level: {unreached}",
+                    prior_task=task,
+                    probe=probe,
+                    level=level,
+                )
+            )
+    return found
+
+
+def forgetting_follows_norm_within_methods(table: pl.DataFrame, probe: str = "generative") -> list[Finding]:
+    """Question 2: per method and prior task, the per-run slope of prior-task change (points)
+    on ‖ΔW‖_F, mean over seeds."""
+    found = []
+    slopes = run_slopes(table.filter(pl.col("probe") == probe), "fro_norm")
+    for (method, task), group in slopes.group_by("method", "prior_task", maintain_order=True):
+        estimate = mean_interval([s for s in group["slope"] if s == s])
+        found.append(
+            Finding(
+                question="Does forgetting follow the update norm within each method?",
+                comparison=f"{method}, {task} ({probe}): slope of prior-task change on ‖ΔW‖_F, points per unit norm",
+                estimate=estimate,
+                verdict=verdict(estimate, -1),
+                prior_task=task,
+                probe=probe,
+            )
+        )
+    return found
+
+
+def forgetting_follows_norm_across_methods(table: pl.DataFrame, probe: str = "generative") -> list[Finding]:
+    """Question 3: over every run's final checkpoint, per prior task."""
+    found = []
+    final = table.filter((pl.col("probe") == probe) & (pl.col("step") == pl.col("step").max().over(RUN)))
+    for (task,), group in final.group_by("prior_task", maintain_order=True):
+        norm, change = group["fro_norm"].to_list(), [100 * c for c in group["prior_change"]]
+        slope = slope_interval(norm, change)
+        found.append(
+            Finding(
+                question="Does forgetting follow the update norm across methods?",
+                comparison=f"{task} ({probe}), final checkpoints of all runs: slope of prior-task change on ‖ΔW‖_F, "
+                "points per unit norm",
+                estimate=slope,
+                verdict=verdict(slope, -1),
+                prior_task=task,
+                probe=probe,
+            )
+        )
+        is_es = [a == "es" for a in group["algorithm"]]
+        shift = shift_at_equal_x(norm, change, is_es)
+        es_norms = [n for n, e in zip(norm, is_es, strict=True) if e]
+        grpo_norms = [n for n, e in zip(norm, is_es, strict=True) if not e]
+        overlap = bool(
+            es_norms and grpo_norms and min(es_norms) <= max(grpo_norms) and min(grpo_norms) <= max(es_norms)
+        )
+        found.append(
+            Finding(
+                question="Does ES forget more than GRPO at equal update norm?",
+                comparison=(
+                    f"{task} ({probe}), final checkpoints: ES's shift in prior-task change at equal ‖ΔW‖_F, points"
+                ),
+                estimate=shift,
+                verdict=verdict(shift, -1, 100 * NEGLIGIBLE) if overlap else INCONCLUSIVE,
+                note="" if overlap else "ES's and GRPO's update norms do not overlap: no comparison at equal norm",
+                prior_task=task,
+                probe=probe,
+            )
+        )
+    return found
+
+
+def probe_dependence(matched: list[Finding]) -> list[Finding]:
+    """Question 4: whether question 1's decisive verdicts disagree between probes, per prior
+    task and level: *supported* if one probe's verdict is decisive one way and another's the
+    other; *not supported* if every probe reaches the same decisive verdict."""
+    found = []
+    groups: dict[tuple[str, float], list[Finding]] = {}
+    for finding in matched:
+        groups.setdefault((finding.prior_task, finding.level), []).append(finding)
+    for (task, level), findings in groups.items():
+        verdicts = {f.verdict for f in findings}
+        if len(verdicts - {INCONCLUSIVE}) > 1:
+            answer = SUPPORTED
+        elif len(findings) > 1 and len(verdicts) == 1 and INCONCLUSIVE not in verdicts:
+            answer = NOT_SUPPORTED
+        else:
+            answer = INCONCLUSIVE
+        found.append(
+            Finding(
+                question="Does the answer depend on the probe?",
+                comparison=f"question 1 on {task} at base + {level:.0%}, probe by probe",
+                estimate=None,
+                verdict=answer,
+                note="; ".join(f"{f.probe}: {f.verdict}" for f in findings),
+                prior_task=task,
+                level=level,
+            )
+        )
+    return found
+
+
+def all_findings(table: pl.DataFrame) -> list[Finding]:
+    matched = forgetting_at_matched_accuracy(table)
+    return [
+        *matched,
+        *forgetting_follows_norm_within_methods(table),
+        *forgetting_follows_norm_across_methods(table),
+        *probe_dependence(matched),
+    ]
+
+
+def _points(e: Estimate) -> Estimate:
+    return Estimate(100 * e.value, 100 * e.low, 100 * e.high, e.n)

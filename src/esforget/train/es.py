@@ -1,0 +1,451 @@
+"""Evolution Strategies fine-tuning, as the authors ran it (PAPER.md), written to be read
+top to bottom.
+
+Why by hand: no maintained library implements ES for LLM fine-tuning with regenerated noise
+(nothing stored), greedy-decoding fitness and Hugging Face checkpoints.
+
+One iteration t, for a population of N members:
+    for each member i: draw εᵢ from a seed; score θ + σ εᵢ on the training prompts (greedy);
+                       fitness Fᵢ = mean reward
+    shape fitnesses:   zᵢ = (Fᵢ − mean F) / std F      (or centred ranks)
+    update:            θ ← θ + (α / N) Σᵢ zᵢ εᵢ
+Noise is never stored: each εᵢ is regenerated tensor by tensor from its seed to perturb and
+again to update (`esforget.train.noise`).
+
+Two numerics (`ESConfig.numerics`) decide what that arithmetic rounds:
+  master   θ is an fp32 master copy; the model used for generation holds θ + σε cast to the
+           working dtype, every restore is exact and α/N·zᵢ·εᵢ accumulates in fp32 before one
+           addition. Runs are bit-identical across process counts and resumes.
+  authors  what the authors' vLLM run computed: the model's own parameters (fp16 in the paper)
+           are θ; `p += σ·ε` and `p -= σ·ε` in place with ε drawn in the parameter's dtype, so a
+           restore can leave a weight one rounding step off; the update is N separately rounded
+           in-place additions `p += (α/N)·zᵢ·εᵢ`, so a contribution below half a rounding step
+           of its weight is lost; z-scores in float32 with std + 1e-8. With several processes
+           rank 0's weights (its restore drift included) are broadcast after each update, as
+           the authors' engine 0 broadcast its own. The drift the restores leave is logged.
+
+Two levers change only the time an iteration takes (the tests find the same fitnesses and
+weights bit for bit on CPU, under both numerics): `members_per_forward` decodes K members in
+one batched forward (`esforget.train.member_batch`), and `draft_replies` has each member verify θ's
+own greedy reply in one pass before decoding on (`esforget.decoding.generation`). README: "ES throughput".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import shutil
+import time
+from itertools import groupby
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from tqdm import tqdm
+
+from esforget.core.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish, run_fingerprint
+from esforget.core.files import atomic_path, read_json, write_json
+from esforget.core.models import DTYPES, device_name, load_model, load_tokenizer, save_model
+from esforget.core.tensors import load_tensor, tensor_files
+from esforget.decoding.greedy_scorer import GreedyScorer
+from esforget.train.distributed import Group
+from esforget.train.es_config import ESConfig
+from esforget.train.member_batch import MemberStack
+from esforget.train.noise import Noise, member_seed, paper_member_seeds
+
+log = logging.getLogger(__name__)
+
+
+# --- members and fitness shaping --------------------------------------------------------------
+
+
+def draws(cfg: ESConfig, run_seed: int, iteration: int) -> list[tuple[int, float]]:
+    """(noise seed, sign) of every member: N independent draws or N/2 mirrored pairs."""
+    count = cfg.population_size // 2 if cfg.mirrored else cfg.population_size
+    if cfg.noise == "paper":
+        seeds = paper_member_seeds(run_seed, iteration, count)
+    else:
+        seeds = [member_seed(run_seed, iteration, k) for k in range(count)]
+    if cfg.mirrored:
+        return [(s, sign) for s in seeds for sign in (1.0, -1.0)]
+    return [(s, 1.0) for s in seeds]
+
+
+def by_seed(members: list[tuple[int, float]]) -> list[tuple[int, list[tuple[int, float]]]]:
+    """(seed, [(position, sign), …]) for each run of neighbouring members that share a seed:
+    a mirrored pair, whose ε is then drawn once for both (drawing every member's was 7 % of
+    the tiny model's iteration)."""
+    return [
+        (seed, [(i, sign) for i, (_, sign) in run]) for seed, run in groupby(enumerate(members), key=lambda m: m[1][0])
+    ]
+
+
+def shape_fitness(fitness: torch.Tensor, mode: str, numerics: str = "master") -> torch.Tensor:
+    """z-scores or centred ranks of the members' fitnesses (float64 tensor).
+
+    z-scores under the master numerics are exact (zero when every member scored the same);
+    under the authors' they are their code's: float32 numpy, population std + 1e-8."""
+    if mode == "rank":
+        ranks = torch.empty_like(fitness)
+        ranks[fitness.argsort()] = torch.arange(len(fitness), dtype=fitness.dtype)
+        return ranks / (len(fitness) - 1) - 0.5
+    if numerics == "authors":
+        rewards = np.asarray(fitness.tolist(), dtype=np.float32)
+        z = (rewards - float(rewards.mean())) / (float(rewards.std()) + 1e-8)
+        return torch.from_numpy(z.astype(np.float64))
+    if bool((fitness == fitness[0]).all()):  # not `std == 0`: rounding leaves ~1e-17, and z = ±1
+        return torch.zeros_like(fitness)
+    return (fitness - fitness.mean()) / fitness.std(unbiased=False)
+
+
+def authors_coefficients(members: list[tuple[int, float]], z: torch.Tensor, alpha: float) -> list[float]:
+    """(α/N)·zᵢ of each member as the authors' numpy computed it: a float32 product."""
+    coefficients = (alpha / len(members)) * z.numpy().astype(np.float32)
+    return [float(c) * sign for c, (_, sign) in zip(coefficients, members, strict=True)]
+
+
+# --- the parameters ES moves -----------------------------------------------------------------
+
+
+class Weights:
+    """θ and the model whose parameters hold θ (+ σε) in the working dtype.
+
+    numerics `master`: θ lives apart in fp32 and the model is overwritten from it.
+    numerics `authors`: the model's parameters are θ; a perturbation is undone by adding the
+    regenerated noise with the opposite sign, in the parameters' dtype, as the authors' code
+    does (`p.add_(scale * noise)`: the product is rounded, then the sum; not `add_(noise,
+    alpha=scale)`, which rounds once).
+    """
+
+    def __init__(self, model: torch.nn.Module, noise_mode: str, numerics: str = "master", track_drift: bool = True):
+        self.params = [p for p in model.parameters()]  # tied weights appear once
+        self.names = [name for name, _ in model.named_parameters()]
+        self.in_place = numerics == "authors"
+        self.master = self.params if self.in_place else [p.detach().float().clone() for p in self.params]
+        self.noise = Noise(self.names, self.params, noise_mode, draw_on_device=self.in_place)
+        self._applied: tuple[int, float] | None = None  # (seed, signed σ) in place
+        # The restores' drift (authors' numerics): θ at the start of the members, and the
+        # drift summed over all iterations so far (fp32, on the CPU: the GPU holds only what
+        # the authors' engines held).
+        self.track_drift = self.in_place and track_drift
+        self._before: list[torch.Tensor] | None = None
+        self.drift = [torch.zeros(p.shape, dtype=torch.float32) for p in self.params] if self.track_drift else None
+
+    @torch.no_grad()
+    def perturb(self, seed: int, sign: float, sigma: float) -> None:
+        if self.in_place:  # undo the previous member first; with a master, p is overwritten
+            self.restore()
+        for j, eps in self.noise.tensors(seed):
+            if self.in_place:
+                self.params[j].add_((sign * sigma) * eps)
+            else:
+                self.params[j].copy_(self.master[j] + (sign * sigma) * eps)
+        self._applied = (seed, sign * sigma)
+
+    @torch.no_grad()
+    def fill(self, stack: MemberStack, members: list[tuple[int, float]], sigma: float) -> None:
+        """Put θ + σε of each (seed, sign) of `members` into slots 0, 1, … of `stack`, with the
+        arithmetic of `perturb`: from the master (the model keeps θ), each mirrored pair
+        drawing its noise once; or in place with the authors' restores, and copied."""
+        if self.in_place:
+            for slot, (seed, sign) in enumerate(members):
+                self.perturb(seed, sign, sigma)
+                for stacked, p in zip(stack.stacks, self.params, strict=True):
+                    stacked[slot].copy_(p)
+        else:
+            for seed, placed in by_seed(members):
+                for j, eps in self.noise.tensors(seed):
+                    for slot, sign in placed:
+                        stack.stacks[j][slot].copy_(self.master[j] + (sign * sigma) * eps)
+        stack.members = len(members)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        if self._applied is None:
+            return
+        seed, scale = self._applied
+        if self.in_place:
+            for j, eps in self.noise.tensors(seed):
+                self.params[j].add_(-scale * eps)
+        else:
+            for p, m in zip(self.params, self.master, strict=True):
+                p.copy_(m)
+        self._applied = None
+
+    @torch.no_grad()
+    def begin_members(self) -> None:
+        """Remember θ before this iteration's members (authors' numerics: to measure drift)."""
+        if self.track_drift:
+            self._before = [p.detach().to("cpu", copy=True) for p in self.params]
+
+    @torch.no_grad()
+    def end_members(self) -> tuple[float | None, float | None]:
+        """Restore the last member; return (‖θ now − θ before the members‖_F, the same for the
+        drift summed over all iterations): 0 under the master numerics, None when not tracked."""
+        self.restore()
+        if not self.in_place:
+            return 0.0, 0.0
+        if not self.track_drift:
+            return None, None
+        step, total = 0.0, 0.0
+        for p, before, drift in zip(self.params, self._before, self.drift, strict=True):
+            moved = p.detach().float().cpu() - before.float()
+            drift.add_(moved)
+            step += float(moved.square().sum())
+            total += float(drift.square().sum())
+        self._before = None
+        return math.sqrt(step), math.sqrt(total)
+
+    @torch.no_grad()
+    def update(self, members: list[tuple[int, float]], z: torch.Tensor, alpha: float) -> float:
+        """θ += (α/N) Σ zᵢ εᵢ; returns ‖Δθ‖_F of this update as applied (after rounding).
+
+        Draw by draw and, within a draw, member by member: each weight sees the additions in
+        member order, exactly as in the authors' member-by-member loop over all tensors. A
+        mirrored pair's noise is drawn once and added twice."""
+        self.restore()
+        coefficients = authors_coefficients(members, z, alpha) if self.in_place else None
+        zs = z.tolist()
+        squared = 0.0
+        for group in self.noise.groups:
+            if self.in_place:
+                before = {
+                    part.index: self.params[part.index].detach().to(torch.float32, copy=True) for part in group.parts
+                }
+                for seed, placed in by_seed(members):
+                    for j, eps in self.noise.group_tensors(group, seed):
+                        for i, _ in placed:
+                            self.params[j].add_(coefficients[i] * eps)
+                squared += sum(float((self.params[j].float() - b).square().sum()) for j, b in before.items())
+                continue
+            steps = {part.index: torch.zeros_like(self.master[part.index]) for part in group.parts}
+            for seed, placed in by_seed(members):
+                if scales := [sign * zs[i] for i, sign in placed if zs[i] != 0.0]:
+                    for j, eps in self.noise.group_tensors(group, seed):
+                        for scale in scales:
+                            steps[j].add_(eps, alpha=scale)
+            for j, step in steps.items():
+                step.mul_(alpha / len(members))
+                self.master[j].add_(step)
+                self.params[j].copy_(self.master[j])
+                squared += float(step.square().sum())
+        return math.sqrt(squared)
+
+    @torch.no_grad()
+    def load(self, tensors: dict[str, torch.Tensor], drift: dict[str, torch.Tensor] | None = None) -> None:
+        """Set θ (and the summed drift) from a state written by `state_dict`; the model follows."""
+        self.restore()
+        for p, m, name in zip(self.params, self.master, self.names, strict=True):
+            m.copy_(tensors[name])
+            p.copy_(m)
+        if self.drift is not None and drift is not None:
+            for d, name in zip(self.drift, self.names, strict=True):
+                d.copy_(drift[name])
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: m.detach() for name, m in zip(self.names, self.master, strict=True)}
+
+    def drift_state(self) -> dict[str, torch.Tensor] | None:
+        return None if self.drift is None else dict(zip(self.names, self.drift, strict=True))
+
+    @torch.no_grad()
+    def distance_from(self, files: dict[str, Path], dtype: torch.dtype) -> float:
+        """‖θ − θ₀‖_F with θ₀ streamed tensor by tensor from the base's safetensors `files`
+        (name → file; memory-mapped; rounded to the working dtype as training started), so
+        that no second copy of the model is held for this metric."""
+        squared = 0.0
+        for name, m in zip(self.names, self.master, strict=True):
+            start = load_tensor(files[name], name).to(dtype).float().to(m.device)
+            squared += float((m - start).square().sum())
+        return math.sqrt(squared)
+
+
+# --- resumable state ------------------------------------------------------------------------
+#
+# At each checkpoint the run's work folder (`esforget.core.checkpoints.partial_dir`) also gets the
+# state needed to continue: θ (the fp32 master, or under the authors' numerics the parameters
+# in their dtype), the restores' summed drift (authors' numerics), the metrics rows so far and
+# the config they belong to. Nothing else is needed: noise and prompt batches derive from
+# (seed, iteration).
+
+
+METRIC_TYPES = {  # columns that may be null: validation only every m iterations, drift if not tracked
+    "val/accuracy": pl.Float64,
+    "drift/step_norm": pl.Float64,
+    "drift/total_norm": pl.Float64,
+}
+
+
+def _state_dir(work: Path, t: int) -> Path:
+    return work / "state" / checkpoint_name(t)
+
+
+def save_state(work: Path, t: int, weights: Weights, rows: list[dict], fingerprint: dict) -> None:
+    """Write the state after iteration t atomically, then drop older states."""
+    from safetensors.torch import save_file
+
+    final = _state_dir(work, t)
+    with atomic_path(final, directory=True) as tmp:
+        save_file(weights.state_dict(), str(tmp / "theta.safetensors"))
+        if (drift := weights.drift_state()) is not None:
+            save_file(drift, str(tmp / "drift.safetensors"))
+        pl.DataFrame(rows, schema_overrides=METRIC_TYPES).write_parquet(tmp / "metrics.parquet")
+        write_json({"iteration": t, "config": fingerprint}, tmp / "state.json")
+    for older in final.parent.iterdir():
+        if older != final:
+            shutil.rmtree(older)
+
+
+def load_state(work: Path, weights: Weights, fingerprint: dict) -> tuple[int, list[dict]]:
+    """Resume from the newest complete state: (last iteration done, metrics rows so far).
+
+    A state written for another config is not resumed (the run starts over), and checkpoints
+    newer than the state are dropped: the run remakes them.
+    """
+    from safetensors.torch import load_file
+
+    states = sorted((work / "state").glob("step??????")) if (work / "state").is_dir() else []
+    if not states:
+        return 0, []
+    state = read_json(states[-1] / "state.json")
+    if state["config"] != fingerprint:
+        log.warning("ignoring %s: it was written for another config; starting over", work)
+        shutil.rmtree(work)
+        return 0, []
+    t = state["iteration"]
+    drift = states[-1] / "drift.safetensors"
+    weights.load(load_file(str(states[-1] / "theta.safetensors")), load_file(str(drift)) if drift.exists() else None)
+    drop_checkpoints_after(work, t)
+    log.info("resuming from iteration %d (%s)", t, states[-1])
+    return t, pl.read_parquet(states[-1] / "metrics.parquet").to_dicts()
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+
+def prompt_batch(seed: int, iteration: int, available: int, k: int) -> list[int]:
+    """The k training prompts of one iteration, drawn afresh from (seed, iteration)."""
+    return sorted(random.Random(member_seed(seed, iteration, -1)).sample(range(available), k))
+
+
+def train(
+    cfg: ESConfig,
+    base_dir: str | Path,
+    train_rows: pl.DataFrame,
+    validation_rows: pl.DataFrame,
+    scorer: str,
+    max_new_tokens: int,
+    seed: int,
+    out_dir: str | Path,
+    threads: int = 1,
+    stop_strings: list[str] | tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """Run ES from the base model; write checkpoints and `metrics.parquet` into `out_dir`.
+
+    Launched by `torchrun`, the population is split over its processes (see
+    `esforget.train.distributed`); every process ends with the same weights, rank 0 writes.
+    A killed run started again continues from its last checkpoint.
+    """
+    out = Path(out_dir)
+    work = partial_dir(out)
+    group = Group.from_env()
+    # -- seeding: everything random below derives from `seed` and the iteration --
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    fingerprint = run_fingerprint("es", cfg, seed, base_dir)
+
+    model = load_model(base_dir, cfg.dtype, group.device)
+    tokenizer = load_tokenizer(base_dir)
+    weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
+    block = 2 if cfg.mirrored else 1  # a mirrored pair is scored on one rank: its ε is drawn once
+    per_forward = min(cfg.members_per_forward, len(group.mine(cfg.population_size, block)))  # no slot left unfilled
+    stack = MemberStack(model, per_forward) if per_forward > 1 else None
+    base_files = tensor_files(base_dir)
+    if missing := sorted(set(weights.names) - set(base_files))[:3]:
+        raise ValueError(f"{base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")
+    full_train = GreedyScorer(
+        tokenizer, train_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device, stop_strings
+    )
+    if cfg.validation_size is not None:
+        validation_rows = validation_rows.head(cfg.validation_size)
+    validate = GreedyScorer(
+        tokenizer, validation_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device, stop_strings
+    )
+
+    done, rows = load_state(work, weights, fingerprint)
+    group.barrier()  # no rank may start before rank 0 has cleaned up a stale work folder
+    progress = tqdm(
+        range(done + 1, cfg.iterations + 1),
+        desc="ES",
+        unit="it",
+        mininterval=5,
+        initial=done,
+        total=cfg.iterations,
+        disable=not group.is_main,
+    )
+    for t in progress:
+        started = time.perf_counter()
+        fitness_on = full_train
+        if cfg.prompts_per_iteration is not None:
+            fitness_on = full_train.subset(prompt_batch(seed, t, train_rows.height, cfg.prompts_per_iteration))
+
+        # -- score this rank's members, K at a time; only the scalars are shared --
+        drafts = fitness_on.drafts(model) if cfg.draft_replies else None  # θ's own replies
+        members = draws(cfg, seed, t)
+        fitness = torch.zeros(len(members), dtype=torch.float64)
+        tokens = torch.zeros(len(members), dtype=torch.float64)
+        weights.begin_members()
+        mine = group.mine(len(members), block)
+        for start in range(0, len(mine), per_forward):
+            chunk = mine[start : start + per_forward]
+            if stack is None:
+                weights.perturb(*members[chunk[0]], cfg.sigma)
+                scored = fitness_on.score(model, 1, drafts)
+            else:
+                weights.fill(stack, [members[i] for i in chunk], cfg.sigma)
+                with stack:
+                    scored = fitness_on.score(model, len(chunk), drafts)
+            for i, member in zip(chunk, scored, strict=True):
+                fitness[i], tokens[i] = member.mean_reward, member.generated_tokens
+        drift_norm, drift_total = weights.end_members()  # restores the last member
+        fitness, tokens = group.sum(fitness), group.sum(tokens)
+
+        # -- the update, identical on every rank --
+        z = shape_fitness(fitness, cfg.fitness_shaping, cfg.numerics)
+        step_norm = weights.update(members, z, cfg.alpha)
+        if weights.in_place:  # restores drifted differently on each rank: rank 0's weights win
+            group.broadcast(weights.master)
+
+        row = {
+            "step": t,
+            "fitness/mean": float(fitness.mean()),
+            "fitness/std": float(fitness.std(unbiased=False)),
+            "fitness/max": float(fitness.max()),
+            "update/step_norm": step_norm,
+            "update/total_norm": weights.distance_from(base_files, DTYPES[cfg.dtype]),
+            "drift/step_norm": drift_norm,
+            "drift/total_norm": drift_total,
+            "perf/seconds": time.perf_counter() - started,
+            "perf/generated_tokens": int(tokens.sum()),
+            "val/accuracy": None,
+        }
+        if group.is_main and (t % cfg.validate_every == 0 or t == cfg.iterations):
+            row["val/accuracy"] = validate(model).accuracy
+        rows.append(row)
+        if t % cfg.checkpoint_every == 0 or t == cfg.iterations:
+            group.check_identical(weights.master, f"iteration {t}")  # what rank 0 writes is every rank's θ
+            if group.is_main:
+                master = weights.state_dict() if cfg.save_master else None
+                save_model(model, tokenizer, work / "checkpoints" / checkpoint_name(t), master=master)
+                save_state(work, t, weights, rows, fingerprint)
+        progress.set_postfix(fitness=f"{row['fitness/mean']:.3f}", val=row["val/accuracy"])
+        log.info("iteration %d %s", t, row)
+
+    group.barrier()
+    metrics = pl.DataFrame(rows, schema_overrides=METRIC_TYPES)
+    if group.is_main:
+        publish(work, out, metrics, fingerprint, device_name(group.device))
+    group.close()
+    return metrics

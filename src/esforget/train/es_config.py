@@ -1,0 +1,91 @@
+"""The hyper-parameters of one ES method (`config.methods.<name>` with `algorithm: es`), apart
+from the trainer (`esforget.train.es`) so that checking a config does not load it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from esforget.core.models import DTYPES
+
+
+@dataclass
+class ESConfig:
+    """Hyper-parameters of one ES method (`config.methods.<name>` with `algorithm: es`)."""
+
+    iterations: int = 500
+    """Number of ES updates (PAPER.md: 500)."""
+    population_size: int = 30
+    """N, perturbed models scored per iteration (PAPER.md: 30). Even when `mirrored`."""
+    sigma: float = 1e-3
+    """σ, standard deviation of the parameter noise (PAPER.md: 1e-3)."""
+    alpha: float = 5e-4
+    """α, learning rate of the update θ += (α/N) Σ zᵢ εᵢ (PAPER.md: 5e-4)."""
+    fitness_shaping: str = "zscore"
+    """`zscore` (the authors') or `rank` (centred ranks in [-0.5, 0.5])."""
+    mirrored: bool = False
+    """Antithetic pairs (+ε, −ε) instead of N independent draws. The authors: off."""
+    noise: str = "independent"
+    """`independent`: a distinct stream per member and tensor; `paper`: the authors' draws
+    (member seeds from Python's `random`, every tensor of their vLLM model seeded with the
+    member seed, q/k/v and gate/up fused; see `esforget.train.noise`)."""
+    prompts_per_iteration: int | None = None
+    """Fresh random batch of k training prompts each iteration; null = the full set (paper)."""
+    dtype: str = "float32"
+    """Precision of the weights being perturbed: float32, bfloat16 or float16 (paper: fp16)."""
+    numerics: str = "master"
+    """`master`: θ is a separate fp32 master copy; restores are exact, updates accumulate in
+    fp32 whatever `dtype`, runs are bit-identical across process counts and resumes; costs one
+    more fp32 copy of the parameters. `authors`: the authors' in-place arithmetic in `dtype`
+    (module docstring): one copy of the model, restores that may drift by a rounding step, an
+    update rounded member by member; results depend on the process count."""
+    save_master: bool = False
+    """Also store the fp32 master beside each checkpoint (`<checkpoint>/master/`), so that the
+    weight analysis can compare ΔW before and after storage rounding. `numerics: master` only."""
+    track_drift: bool = True
+    """Under `numerics: authors`, measure how far the in-place restores moved θ (metrics
+    `drift/*`). Costs host memory: a copy of θ in its dtype and the summed drift in fp32; False
+    keeps the authors' footprint (one model and one noise tensor) and logs no drift."""
+    checkpoint_every: int = 50
+    """Save a checkpoint every k iterations (and at the end). PAPER.md: 50."""
+    validate_every: int = 10
+    """Greedy validation accuracy every m iterations. PAPER.md: 10."""
+    validation_size: int | None = None
+    """Validation items scored at each validation; null = the whole split."""
+    generation_batch_size: int = 64
+    """Prompts decoded together (per member: a forward of K members holds K times as many rows)."""
+    members_per_forward: int = 1
+    """K, members decoded together in one batched forward (`esforget.train.member_batch`): the batch
+    is K × prompts rows, and memory holds K more copies of the model. Replies equal those of
+    K = 1 up to floating-point ties. Pays where a decode step is overhead-bound (a small model
+    on CPU, eager decoding on a GPU); not on a large model on CPU, where each member still
+    reads its own weights (README: ES throughput). The paper: 1 (one member per vLLM call)."""
+    draft_replies: bool = False
+    """Verify each member's reply against the unperturbed model's greedy reply in one
+    teacher-forced pass and decode on only after the first disagreement
+    (`esforget.decoding.generation`). Costs one unperturbed generation per iteration; pays where
+    members mostly reply as θ does (small σ) and a decode step is memory-bound."""
+    algorithm: str = field(default="es", repr=False)
+
+    def __post_init__(self):
+        if self.fitness_shaping not in ("zscore", "rank"):
+            raise ValueError(f"fitness_shaping={self.fitness_shaping!r}: expected 'zscore' or 'rank'")
+        if self.noise not in ("independent", "paper"):
+            raise ValueError(f"noise={self.noise!r}: expected 'independent' or 'paper'")
+        if self.mirrored and self.population_size % 2:
+            raise ValueError(f"mirrored=True needs an even population_size, got {self.population_size}")
+        if self.numerics not in ("master", "authors"):
+            raise ValueError(f"numerics={self.numerics!r}: expected 'master' or 'authors'")
+        if self.save_master and self.numerics != "master":
+            raise ValueError(
+                f"save_master=True with numerics={self.numerics!r}: only numerics 'master' keeps an fp32 master"
+            )
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r}: expected one of {sorted(DTYPES)}")
+        if self.members_per_forward < 1:
+            raise ValueError(f"members_per_forward={self.members_per_forward}: must be ≥ 1")
+        if self.population_size < 2:
+            raise ValueError(f"population_size={self.population_size}: fitness shaping needs at least 2")
+        if self.checkpoint_every < 1 or self.validate_every < 1:
+            raise ValueError(
+                f"checkpoint_every={self.checkpoint_every} and validate_every={self.validate_every} must be ≥ 1"
+            )

@@ -1,0 +1,326 @@
+"""GRPO fine-tuning on TRL's `GRPOTrainer` (a well-kept library: GRPO is not hand-written).
+
+This module maps one GRPO method of the config onto `trl.GRPOConfig` (field by field against
+the authors' VeRL run in docs/grpo_mapping.md), feeds TRL the task's training prompts and
+reward, and adds one callback so that a GRPO run produces what every run produces: HF
+checkpoint directories, greedy validation with the same scorer as the retention evaluation,
+a per-step metrics table, and a state a killed run resumes from.
+
+Vocabulary, as in VeRL: a *rollout* samples `num_generations` replies to each of
+`prompts_per_rollout` prompts; it is then consumed in mini-batches of `prompts_per_minibatch`
+prompts, one optimizer step each. Checkpoints are named and scheduled by rollout (VeRL's
+"step"); the metrics table has one row per optimizer step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import polars as pl
+import torch
+from transformers import TrainerCallback
+
+from esforget.core.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish, run_fingerprint
+from esforget.core.files import read_json, read_parquet, write_json, write_parquet
+from esforget.core.models import chat_prompt_ids, device_name, load_model, load_tokenizer, save_model
+from esforget.decoding.greedy_scorer import GreedyScorer
+from esforget.tasks import reward_function
+from esforget.train.grpo_config import GRPOMethodConfig
+
+log = logging.getLogger(__name__)
+
+
+def trl_config(cfg: GRPOMethodConfig, work: Path, max_new_tokens: int, seed: int, rollouts: int, processes: int = 1):
+    """The `trl.GRPOConfig` of this method for `rollouts` rollouts. Saves happen at rollout boundaries only
+    (`checkpoint_every` is counted in rollouts), the one point a resumed run can continue
+    bit-identically: no half-consumed rollout is left in TRL's generation buffer."""
+    from trl import GRPOConfig  # heavy import
+
+    sequences = cfg.prompts_per_minibatch * cfg.num_generations
+    if sequences % (cfg.micro_batch_size * processes):
+        raise ValueError(
+            f"a mini-batch of {sequences} sequences does not split into micro-batches of "
+            f"micro_batch_size={cfg.micro_batch_size} on {processes} processes"
+        )
+    on_gpu = torch.cuda.is_available()
+    return GRPOConfig(
+        output_dir=str(work / "trl"),
+        max_steps=rollouts * cfg.steps_per_rollout,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="constant",  # TRL's default schedule decays; VeRL's is constant
+        warmup_steps=0,
+        weight_decay=cfg.weight_decay,
+        per_device_train_batch_size=cfg.micro_batch_size,
+        gradient_accumulation_steps=sequences // (cfg.micro_batch_size * processes),
+        generation_batch_size=cfg.prompts_per_rollout * cfg.num_generations,
+        num_generations=cfg.num_generations,
+        num_iterations=1,  # one pass over each rollout, as VeRL's ppo_epochs 1
+        beta=cfg.beta,
+        use_bias_correction_kl=False,  # VeRL's k3 KL has no importance-ratio factor
+        epsilon=cfg.epsilon,
+        delta=cfg.dual_clip,
+        loss_type=cfg.loss_type,
+        temperature=cfg.temperature,
+        top_p=1.0,
+        top_k=0,
+        max_completion_length=max_new_tokens,
+        max_grad_norm=cfg.max_grad_norm,
+        use_vllm=cfg.use_vllm,
+        vllm_importance_sampling_correction=False,
+        use_cpu=not on_gpu,
+        bf16=on_gpu,  # TRL defaults to bf16, which fails on CPU
+        seed=seed,
+        data_seed=seed,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=cfg.checkpoint_every * cfg.steps_per_rollout,
+        report_to="none",
+        disable_tqdm=False,
+    )
+
+
+# --- resumable state ------------------------------------------------------------------------
+#
+# TRL (the HF Trainer) saves `partial/trl/checkpoint-N` with optimizer, scheduler and RNG
+# states, but not atomically. After it returns, `RunRecorder.on_save` adds this run's metrics
+# so far and, last, `STATE_FILE` naming the config: only a checkpoint with that file is
+# resumed from.
+
+STATE_FILE = "esforget_state.json"
+METRICS_FILE = "esforget_metrics.parquet"
+COLUMNS = {  # the metrics table; TRL's log keys in RunRecorder.TRL_KEYS
+    "step": pl.Int64,
+    "rollout": pl.Int64,
+    "reward/mean": pl.Float64,
+    "reward/std": pl.Float64,
+    "kl": pl.Float64,
+    "loss": pl.Float64,
+    "grad_norm": pl.Float64,
+    "clip/ratio": pl.Float64,
+    "completion/mean_length": pl.Float64,
+    "entropy": pl.Float64,
+    "val/accuracy": pl.Float64,
+    "perf/seconds": pl.Float64,
+}
+ROLLOUT_METRICS = ["reward/mean", "reward/std", "completion/mean_length"]  # one value per rollout
+
+
+def _trl_checkpoints(work: Path) -> list[Path]:
+    found = (work / "trl").glob("checkpoint-*") if (work / "trl").is_dir() else []
+    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+
+
+def resume_point(work: Path, fingerprint: dict) -> tuple[Path | None, list[dict]]:
+    """The newest complete TRL checkpoint of this config and the metrics rows up to it;
+    (None, []) to start afresh. Incomplete checkpoints, states of another config and model
+    checkpoints newer than the resume point are removed."""
+    checkpoints = _trl_checkpoints(work)
+    complete = [c for c in checkpoints if (c / STATE_FILE).exists()]
+    if not complete:
+        shutil.rmtree(work / "trl", ignore_errors=True)
+        return None, []
+    state = read_json(complete[-1] / STATE_FILE)
+    if state["config"] != fingerprint:
+        log.warning("ignoring %s: it was written for another config; starting over", work)
+        shutil.rmtree(work)
+        return None, []
+    for other in checkpoints:
+        if other != complete[-1]:
+            shutil.rmtree(other)
+    drop_checkpoints_after(work, state["rollout"])
+    log.info("resuming from rollout %d (%s)", state["rollout"], complete[-1])
+    return complete[-1], read_parquet(complete[-1] / METRICS_FILE).to_dicts()
+
+
+class RunRecorder(TrainerCallback):
+    """Checkpoints, greedy validation, the per-step metrics table and the resumable state of
+    one GRPO run."""
+
+    TRL_KEYS = {  # TRL log key → our metric name
+        "reward": "reward/mean",
+        "reward_std": "reward/std",
+        "loss": "loss",
+        "kl": "kl",
+        "grad_norm": "grad_norm",
+        "completions/mean_length": "completion/mean_length",
+        "clip_ratio/region_mean": "clip/ratio",
+        "entropy": "entropy",
+    }
+
+    def __init__(
+        self,
+        cfg: GRPOMethodConfig,
+        rollouts: int,
+        tokenizer,
+        validate: GreedyScorer,
+        work: Path,
+        fingerprint: dict,
+        rows: list[dict],
+    ):
+        self.cfg, self.rollouts, self.tokenizer, self.validate, self.work = cfg, rollouts, tokenizer, validate, work
+        self.fingerprint = fingerprint
+        self.rows: dict[int, dict] = {row["step"]: row for row in rows}
+        self.step_started = time.perf_counter()
+
+    def _row(self, step: int) -> dict:
+        return self.rows.setdefault(step, {"step": step, "rollout": (step - 1) // self.cfg.steps_per_rollout + 1})
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step_started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        step = state.global_step
+        row = self._row(step)
+        row["perf/seconds"] = time.perf_counter() - self.step_started
+        if step % self.cfg.steps_per_rollout or not state.is_world_process_zero:
+            return
+        rollout = step // self.cfg.steps_per_rollout
+        if rollout % self.cfg.validate_every == 0 or rollout == self.rollouts:
+            model.eval()
+            row["val/accuracy"] = self.validate(model).accuracy
+            model.train()
+            log.info("rollout %d validation accuracy %.4f", rollout, row["val/accuracy"])
+        if rollout % self.cfg.checkpoint_every == 0 or rollout == self.rollouts:
+            master = dict(model.named_parameters()) if self.cfg.save_master else None
+            save_model(
+                model,
+                self.tokenizer,
+                self.work / "checkpoints" / checkpoint_name(rollout),
+                dtype=self.cfg.checkpoint_dtype,
+                master=master,
+            )
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        row = self._row(state.global_step)
+        for key, name in self.TRL_KEYS.items():
+            if logs and key in logs:
+                row[name] = float(logs[key])
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        saved = self.work / "trl" / f"checkpoint-{state.global_step}"
+        write_parquet(self.table(), saved / METRICS_FILE)
+        rollout = state.global_step // self.cfg.steps_per_rollout
+        write_json({"rollout": rollout, "step": state.global_step, "config": self.fingerprint}, saved / STATE_FILE)
+        for older in _trl_checkpoints(self.work):
+            if older != saved:
+                shutil.rmtree(older)
+
+    def table(self) -> pl.DataFrame:
+        """One row per optimizer step. TRL logs the rollout's figures (reward, reply length)
+        with its first step; every step of that rollout trained on them, so they are
+        carried over to its other steps."""
+        rows = [{c: self.rows[s].get(c) for c in COLUMNS} for s in sorted(self.rows) if s > 0]
+        return pl.DataFrame(rows, schema=COLUMNS).with_columns(pl.col(ROLLOUT_METRICS).forward_fill().over("rollout"))
+
+
+def _dataset(rows: pl.DataFrame):
+    from datasets import Dataset
+
+    return Dataset.from_dict(
+        {
+            "prompt": [[{"role": "user", "content": p}] for p in rows["prompt"]],
+            "ground_truth": rows["ground_truth"].to_list(),
+            "info": rows["info"].to_list(),
+        }
+    )
+
+
+def drop_overlong(rows: pl.DataFrame, tokenizer, max_prompt_length: int | None) -> pl.DataFrame:
+    """VeRL's `filter_overlong_prompts`: drop prompts whose chat-formatted token ids (generation
+    prompt included) are longer than `max_prompt_length`; log how many."""
+    if max_prompt_length is None:
+        return rows
+    keep = [len(ids) <= max_prompt_length for ids in chat_prompt_ids(tokenizer, rows["prompt"].to_list())]
+    log.info("max_prompt_length=%d: dropped %d of %d training prompts", max_prompt_length, keep.count(False), len(keep))
+    return rows.filter(pl.Series(keep, dtype=pl.Boolean))
+
+
+def _trainer_class(decay_all_parameters: bool):
+    """TRL's GRPOTrainer, or one whose AdamW decays every parameter as VeRL's does (the
+    Trainer's own rule exempts biases and norm weights)."""
+    from trl import GRPOTrainer  # heavy import
+
+    if not decay_all_parameters:
+        return GRPOTrainer
+
+    class DecayAllGRPOTrainer(GRPOTrainer):
+        def get_decay_parameter_names(self, model) -> list[str]:
+            return [name for name, _ in model.named_parameters()]
+
+    return DecayAllGRPOTrainer
+
+
+def _trl_reward(scorer: str):
+    reward = reward_function(scorer)
+
+    def task_reward(completions, ground_truth, info, **_):
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [reward(text, truth, json.loads(i)) for text, truth, i in zip(texts, ground_truth, info, strict=True)]
+
+    task_reward.__name__ = f"{scorer}_reward"  # TRL names the logged reward after the function
+    return task_reward
+
+
+def train(
+    cfg: GRPOMethodConfig,
+    base_dir: str | Path,
+    train_rows: pl.DataFrame,
+    validation_rows: pl.DataFrame,
+    scorer: str,
+    max_new_tokens: int,
+    seed: int,
+    out_dir: str | Path,
+    threads: int = 1,
+    stop_strings: list[str] | tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """Run GRPO from the base model; write checkpoints and `metrics.parquet` into `out_dir`.
+    A killed run started again continues from its last checkpoint.
+
+    `stop_strings` end the greedy validation replies; TRL's sampled rollouts run to EOS or
+    `max_new_tokens`, as VeRL's do."""
+    from accelerate import PartialState
+
+    out = Path(out_dir)
+    work = partial_dir(out)
+    torch.set_num_threads(threads)
+    fingerprint = run_fingerprint("grpo", cfg, seed, base_dir)
+    tokenizer = load_tokenizer(base_dir)
+    train_rows = drop_overlong(train_rows, tokenizer, cfg.max_prompt_length)
+    if train_rows.height < cfg.prompts_per_rollout:
+        raise ValueError(
+            f"prompts_per_rollout={cfg.prompts_per_rollout} but the training split has {train_rows.height} prompts"
+            + (f" of at most max_prompt_length={cfg.max_prompt_length} tokens" if cfg.max_prompt_length else "")
+        )
+    rollouts = cfg.total_rollouts(train_rows.height)
+    model = load_model(base_dir, "float32")
+    if cfg.validation_size is not None:
+        validation_rows = validation_rows.head(cfg.validation_size)
+    processes = PartialState()
+    device = f"cuda:{processes.local_process_index}" if torch.cuda.is_available() else "cpu"
+    validate = GreedyScorer(
+        tokenizer, validation_rows, scorer, max_new_tokens, cfg.validation_batch_size, device, stop_strings
+    )
+    # The main process cleans up the work folder first; the others then find what it kept.
+    with processes.main_process_first():
+        resume_from, rows = resume_point(work, fingerprint)
+    recorder = RunRecorder(cfg, rollouts, tokenizer, validate, work, fingerprint, rows)
+    trainer = _trainer_class(cfg.decay_all_parameters)(
+        model=model,
+        reward_funcs=_trl_reward(scorer),
+        args=trl_config(cfg, work, max_new_tokens, seed, rollouts, processes.num_processes),
+        train_dataset=_dataset(train_rows),
+        processing_class=tokenizer,
+        callbacks=[recorder],
+    )
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    metrics = recorder.table()
+    processes.wait_for_everyone()
+    if processes.is_main_process:
+        publish(work, out, metrics, fingerprint, device_name(device))
+    return metrics

@@ -1,0 +1,149 @@
+"""The loaders of the hub datasets, run on one record in each dataset's original layout through
+the local-jsonl source (the same loaders the hub path uses), and the size limit of a split."""
+
+import collections
+import json
+import random
+import re
+
+import polars as pl
+import pytest
+
+from esforget.data.sources import (
+    MATH_INSTRUCTION,
+    SPLITS,
+    _hellaswag_rows,
+    _limit,
+    build_splits,
+    hellaswag_preprocess,
+)
+from esforget.tasks import ROW_SCHEMA, choice, countdown, make_frame
+from tests.shared import FIXTURES, MICRO_COUNTDOWN
+
+ARITH = {"kind": "arith_choice_generator", "operand_range": [1, 9], "ops": ["+"], "instruction": ""}
+
+RECORDS = {
+    "gsm8k": (
+        {"question": "Tom has 1,200 apples. How many?", "answer": "He has 1200.\n#### 1,200"},
+        {"prompt": "Tom has 1,200 apples. How many?" + MATH_INSTRUCTION, "ground_truth": "1200"},
+    ),
+    "math": (
+        {"problem": "Half of 1?", "solution": "It is $\\boxed{\\frac{1}{2}}$."},
+        {"prompt": "Half of 1?" + MATH_INSTRUCTION, "ground_truth": "\\frac{1}{2}"},
+    ),
+    "olympiadbench": (
+        {"question": "Find x.", "final_answer": ["$4 \\sqrt{5}$"]},
+        {"prompt": "Find x." + MATH_INSTRUCTION, "ground_truth": "$4 \\sqrt{5}$"},
+    ),
+    "countdown": (
+        {"nums": [3, 5, 7], "target": 22},
+        {"prompt": countdown.prompt([3, 5, 7], 22, "compact"), "ground_truth": "22"},
+    ),
+}
+
+
+@pytest.mark.parametrize("loader", sorted(RECORDS))
+def test_each_loader_turns_an_original_record_into_a_task_row(tmp_path, loader):
+    record, expected = RECORDS[loader]
+    (tmp_path / "all.jsonl").write_text(json.dumps(record) + "\n")
+    source = {
+        "kind": "local_jsonl",
+        "path": str(tmp_path),
+        "loader": loader,
+        "prompt_style": "compact",
+        "splits": dict.fromkeys(("train", "validation", "test"), "all.jsonl"),
+    }
+    row = build_splits(source, {}, seed=0)["test"].row(0, named=True)
+    assert {key: row[key] for key in expected} == expected
+    assert row["id"] == "0"
+    if loader == "countdown":  # the scorer's inputs, and a reference solution that scores
+        info = json.loads(row["info"])
+        assert info["numbers"] == [3, 5, 7]
+        assert countdown.reward(countdown.completion(info["reference"]), [3, 5, 7], "22") == pytest.approx(1.1)
+
+
+def test_a_limited_split_is_the_same_seeded_sample_every_time_in_the_original_order():
+    frame = pl.DataFrame({"id": [str(i) for i in range(100)]})
+    first = _limit(frame, 10, seed=3)
+    assert first.equals(_limit(frame, 10, seed=3))
+    assert not first.equals(_limit(frame, 10, seed=4))
+    assert first["id"].cast(pl.Int64).is_sorted()
+    assert _limit(frame, None, seed=3).equals(frame) and _limit(frame, 500, seed=3).equals(frame)
+
+
+def test_split_sizes_are_honoured_for_file_sources(tmp_path):
+    records = [{"question": f"q{i}", "answer": f"#### {i}"} for i in range(6)]
+    (tmp_path / "all.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    source = {
+        "kind": "local_jsonl",
+        "path": str(tmp_path),
+        "loader": "gsm8k",
+        "splits": dict.fromkeys(SPLITS, "all.jsonl"),
+    }
+    frames = build_splits(source, {"train": 2, "validation": 3}, seed=0)
+    assert (frames["train"].height, frames["validation"].height, frames["test"].height) == (2, 3, 6)
+
+
+def test_generated_choice_items_carry_what_the_log_likelihood_probe_reads(micro_model_dir):
+    from esforget.base import tiny
+    from esforget.evaluate.likelihood import LoglikScorer
+
+    source = {"kind": "arith_choice_generator", "operand_range": [1, 9], "ops": ["+"], "instruction": "Answer."}
+    rows = build_splits(source, {"train": 0, "validation": 0, "test": 4}, seed=0)["test"]
+    scorer = LoglikScorer(tiny.build_tokenizer(), rows, batch_size=4)
+    assert scorer.options_per_item == [4, 4, 4, 4]
+
+
+def test_choice_items_offer_the_right_value_and_three_of_its_near_misses():
+    """Wrong options are the right value ± 1, 2 or 10, or a and b under another operator; over
+    many items every one of those offsets is offered."""
+    rng = random.Random(0)
+    offsets = collections.Counter()
+    for _ in range(500):
+        question, options, right = choice.arithmetic_item(rng, 1, 9, ["+"])
+        a, b = map(int, re.fullmatch(r"Which is (\d+)\+(\d+)\?", question).groups())
+        values = [int(option) for option in options]
+        assert values[right - 1] == a + b and len(set(values)) == 4
+        other_operators = {a - b, a * b}
+        wrong = [v for i, v in enumerate(values) if i != right - 1]
+        assert all(v in other_operators or v - (a + b) in (-10, -2, -1, 1, 2, 10) for v in wrong)
+        offsets.update(v - (a + b) for v in wrong if v not in other_operators)
+    assert set(offsets) == {-10, -2, -1, 1, 2, 10}
+
+
+def test_puzzle_targets_cover_the_target_range_bounds_included():
+    rng = random.Random(0)
+    targets = {countdown.random_puzzle(rng, 3, 1, 9, ["+", "-"], [4, 6])[1] for _ in range(300)}
+    assert targets == {4, 5, 6}
+
+
+def test_hellaswag_text_is_cleaned_as_the_harnesses_clean_it():
+    """ " [title]" becomes ". ", any other [tag] goes, and the double spaces left are closed."""
+    assert hellaswag_preprocess("  Baking [title] Mix the flour [header] well.  ") == "Baking. Mix the flour well."
+
+
+def test_a_hellaswag_record_without_an_index_is_named_by_its_position():
+    record = json.loads(FIXTURES.joinpath("hellaswag_validation.jsonl").read_text().splitlines()[0])
+    del record["ind"]
+    source = {"every": 1, "shuffle_seed": 0, "instruction": ""}
+    rows = _hellaswag_rows([record, record, record], source)
+    assert [row["id"] for row in rows] == ["0", "1", "2"]
+
+
+def test_split_sizes_are_honoured_for_the_authors_parquet_splits(paper_data):
+    frames = build_splits({"kind": "verl_parquet", "path": str(paper_data / "countdown")}, {"train": 5, "test": 7}, 0)
+    assert (frames["train"].height, frames["test"].height) == (5, 7)
+
+
+@pytest.mark.parametrize("source", [MICRO_COUNTDOWN, ARITH], ids=["countdown", "arith_choice"])
+def test_generated_splits_are_a_function_of_the_data_seed(source):
+    sizes = {"train": 20, "validation": 5, "test": 5}
+    first = build_splits(source, sizes, seed=11)
+    again = build_splits(source, sizes, seed=11)
+    other = build_splits(source, sizes, seed=12)
+    assert all(first[split].equals(again[split]) for split in SPLITS)
+    assert not first["train"].equals(other["train"])
+
+
+def test_every_task_frame_has_the_row_schema_even_when_empty():
+    assert make_frame([]).schema == pl.Schema(ROW_SCHEMA)

@@ -1,0 +1,28 @@
+"""What several test modules share: the micro model's Countdown source and a pair of saved models."""
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+"""The repository's root."""
+FIXTURES = REPO / "tests" / "fixtures"
+"""Small files in the original layout of public datasets (tests/fixtures/README.md)."""
+
+MICRO_COUNTDOWN = {
+    "kind": "countdown_generator",
+    "count": 3,
+    "number_range": [1, 9],
+    "ops": ["+", "*"],
+    "target_range": [1, 100],
+    "prompt_style": "compact",
+}
+"""Countdown puzzles for the ES tests on the random micro model (its source config)."""
+
+
+def save_pair(folder: Path, base: dict, tuned: dict) -> tuple[Path, Path]:
+    """`folder/base` and `folder/tuned`, each a one-file safetensors model of the given tensors."""
+    from safetensors.torch import save_file
+
+    for name, tensors in (("base", base), ("tuned", tuned)):
+        (folder / name).mkdir()
+        save_file(tensors, folder / name / "model.safetensors")
+    return folder / "base", folder / "tuned"

@@ -1,0 +1,42 @@
+import time
+from fractions import Fraction
+
+import pytest
+
+from esforget.tasks.safe_arith import safe_eval
+
+
+@pytest.mark.parametrize(
+    "expression, value",
+    [
+        ("3*5+7", 22),
+        ("(73 + (78 / (24 - 21)))", 99),
+        ("8/3*3", 8),  # exact: no float rounding
+        ("-2+5", 3),
+        ("2**3", 8),
+        ("7//2", 3),
+    ],
+)
+def test_arithmetic_is_exact(expression, value):
+    assert safe_eval(expression) == Fraction(value)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "9**9**9**9",  # would hang Python's eval
+        "10**100",
+        "1/0",
+        "__import__('os')",
+        "(1).__class__",
+        "1 2",
+        "(" * 5000 + "1" + ")" * 5000,
+        "1+" * 10_000 + "1",
+        "",
+        "1.5+1",  # floats are not Countdown numbers
+    ],
+)
+def test_hostile_or_malformed_input_is_none_and_fast(hostile):
+    started = time.perf_counter()
+    assert safe_eval(hostile) is None
+    assert time.perf_counter() - started < 1.0
