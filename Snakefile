@@ -4,6 +4,8 @@
 
 from snakemake.utils import min_version, validate
 
+from esforget.config.spellings import update_spellings
+
 min_version("9.0")
 
 
@@ -14,6 +16,7 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
+update_spellings(config)  # values in an old spelling are read in the current one, with a warning
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

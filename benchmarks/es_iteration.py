@@ -87,7 +87,7 @@ def load(name: str):
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer, "paper", 64
+    return model, tokenizer, "authors", 64
 
 
 def prompts(style: str, count: int):

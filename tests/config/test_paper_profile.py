@@ -122,7 +122,7 @@ def test_every_es_run_is_the_authors_es(paper):
             AUTHORS_ES["num_iterations"],
         )
         assert (es.checkpoint_every, es.validate_every) == (AUTHORS_ES["save_model_every"], AUTHORS_ES["eval_every"])
-        assert (es.dtype, es.numerics, es.noise) == ("float16", "authors", "paper")
+        assert (es.dtype, es.numerics, es.noise) == ("float16", "authors", "authors")
         assert (es.fitness_shaping, es.mirrored, es.prompts_per_iteration) == ("zscore", False, None)
     assert paper["seeds"] == [AUTHORS_ES["seed"]]
     # The exact fp32-master variant stays beside it as an ablation, otherwise equal.

@@ -11,6 +11,7 @@ from esforget.report import charts, summaries
 from esforget.report import page as report
 from esforget.report.page import collect, precision_table, render, table_html, validation_peaks
 from esforget.report.summaries import accuracy_table, layer_sparsity, tradeoff_points
+from tests.shared import REPO
 
 RUN = {"model": "tiny", "method": "es", "train_task": "countdown", "seed": 0}
 
@@ -374,6 +375,9 @@ def test_tables_show_integers_as_integers_shares_in_percent_and_intervals_in_bra
     )
 
 
+CAPTIONS = {key: (REPO / "workflow" / "report" / f"{key}.rst").read_text() for key in report.FIGURES}
+"""Each figure's caption, as the rule passes them."""
+
 RECORD = {
     "git": {"commit": "abc123", "dirty": True},
     "config": {"seeds": [0]},
@@ -390,7 +394,8 @@ def test_render_writes_a_page_with_findings_every_figure_and_what_made_it(run_fi
     data = collect(files["retention"], files["weights"], files["metrics"], runs, METHODS, THRESHOLDS)
     figures = {key: (tmp_path / f"{key}.svg", tmp_path / f"{key}.png") for key in report.FIGURES}
 
-    tables = render(data, ["arith"], THRESHOLDS, METHODS, RECORD, tmp_path / "report.html", figures, "a <test> report")
+    page_path = tmp_path / "report.html"
+    tables = render(data, ["arith"], THRESHOLDS, METHODS, RECORD, page_path, figures, CAPTIONS, "a <test> report")
 
     page = (tmp_path / "report.html").read_text()
     assert "<title>a &lt;test&gt; report</title>" in page
@@ -400,10 +405,14 @@ def test_render_writes_a_page_with_findings_every_figure_and_what_made_it(run_fi
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "One seed per method: there is no between-seed interval" in page
     assert page.index("<h2>Findings</h2>") < page.index("<h2>New-task against prior-task accuracy</h2>")
+    # each figure's caption, from its reStructuredText, right before it: ``|ΔW| ≤ τ`` set as code
+    sparsity_caption = page.index('unchanged (<span class="docutils literal">|ΔW| ≤ τ</span>) per layer')
+    assert sparsity_caption < page.index("<svg", sparsity_caption) < page.index("<h2>Storage precision")
     for sentence in tables["findings"]["sentence"]:
         assert sentence.replace("&", "&amp;") in page.replace("&#x27;", "'")
     assert "commit <code>abc123</code>; tree dirty: yes" in page and "<td>f00</td>" in page
     assert tables["accuracy"].equals(accuracy_table(data.retention, data.peaks))
+    assert set(tables) == set(report.TABLES)  # the rule writes each of TABLES
 
 
 def channels(spec: dict) -> dict[str, str]:
@@ -487,7 +496,7 @@ def test_the_page_opens_offline_in_a_browser_without_errors_and_every_figure_sho
     files, runs = run_files
     data = collect(files["retention"], files["weights"], files["metrics"], runs, METHODS, THRESHOLDS)
     figures = {key: (tmp_path / f"{key}.svg", tmp_path / f"{key}.png") for key in report.FIGURES}
-    render(data, ["arith"], THRESHOLDS, METHODS, RECORD, tmp_path / "report.html", figures, "report")
+    render(data, ["arith"], THRESHOLDS, METHODS, RECORD, tmp_path / "report.html", figures, CAPTIONS, "report")
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(

@@ -126,7 +126,7 @@ def job(micro_model_dir, data_dir, dtype, out):
         "population_size": POPULATION,
         "sigma": SIGMA,
         "alpha": ALPHA,
-        "noise": "paper",
+        "noise": "authors",
         "numerics": "authors",
         "dtype": dtype,
         "checkpoint_every": ITERATIONS,

@@ -3,6 +3,7 @@ over two processes ends with the weights of a run in one."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,9 +17,10 @@ from esforget.core.checkpoints import list_checkpoints
 from esforget.core.files import read_json, write_json, write_parquet
 from esforget.core.models import load_model
 from esforget.data.sources import build_splits
-from esforget.train import es, launch
+from esforget.train import es, launch, resume
 from esforget.train.distributed import Group
 from tests.shared import MICRO_COUNTDOWN
+from tests.train.staged_kill import train_killed_after_first_state
 
 ITERATIONS = 12
 
@@ -76,23 +78,6 @@ def assert_same_run(a, b, base_dir):
     assert any(not torch.equal(p, q) for p, q in zip(weights_a, base, strict=True))
 
 
-def kill_after_first_state(job, out, tmp_path):
-    """Start the job in a child process and SIGKILL it once it has saved a resumable state."""
-    spec = tmp_path / f"{out.name}.json"
-    write_json({**job, "out_dir": str(out)}, spec)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "esforget.train.launch", str(spec)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    state = out / "partial" / "state"
-    deadline = time.monotonic() + 120
-    while not (state.is_dir() and any(state.glob("step??????"))) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert child.poll() is None, "the run ended before it could be killed; make it longer"
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    assert not (out / "metrics.parquet").exists()
-
-
 @pytest.mark.parametrize("numerics, dtype", [("master", "float32"), ("authors", "float16")])
 def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path, numerics, dtype):
     """Under the authors' numerics the state also carries the restores' summed drift, which the
@@ -100,7 +85,7 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_pa
     job = {**job, "method": {**job["method"], "numerics": numerics, "dtype": dtype}}
     launch.train({**job, "out_dir": str(tmp_path / "whole")})
     out = tmp_path / "killed"
-    kill_after_first_state(job, out, tmp_path)
+    train_killed_after_first_state(job, out)
 
     launch.train({**job, "out_dir": str(out)})  # what Snakemake's rerun does
 
@@ -126,7 +111,7 @@ def test_a_checkpoint_written_after_the_last_state_is_remade_on_resume(job, tmp_
     work = out / "partial"
     assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["step000003", "step000006"]
     monkeypatch.setattr(es, "save_state", save_state)
-    fingerprint = read_json(work / "state" / "step000003" / "state.json")["config"]
+    fingerprint = read_json(work / "state" / "step000003" / resume.STATE_FILE)["config"]
     weights = es.Weights(load_model(job["base_dir"]), "independent")
     done, rows = es.load_state(work, weights, fingerprint)
     assert (done, [row["step"] for row in rows]) == (3, [1, 2, 3])
@@ -142,7 +127,7 @@ def test_a_checkpoint_written_after_the_last_state_is_remade_on_resume(job, tmp_
 def test_a_state_left_by_another_config_is_not_resumed(job, tmp_path):
     launch.train({**job, "out_dir": str(tmp_path / "whole")})
     out = tmp_path / "changed"
-    kill_after_first_state({**job, "method": {**job["method"], "sigma": 0.4}}, out, tmp_path)
+    train_killed_after_first_state({**job, "method": {**job["method"], "sigma": 0.4}}, out)
 
     launch.train({**job, "out_dir": str(out)})  # σ changed in the config before the rerun
 
@@ -191,11 +176,13 @@ def processes_running(needle: str) -> list[int]:
 def test_a_killed_job_leaves_no_worker_behind_and_refuses_a_second_writer_meanwhile(job, tmp_path):
     """SIGKILL to the job's process group, as an OOM killer or node agent sends it: torchrun's
     workers run in sessions of their own, yet none may outlive the job. While it runs, a second
-    process training the same run is refused, naming the holder."""
+    process training the same run is refused, naming the holder. The job is far too long to end
+    before the kill: no race with the clock."""
     out = tmp_path / "run"
     spec = tmp_path / "job.json"
-    write_json({**job, "out_dir": str(out)}, spec)
-    code = f"import json; from esforget import launch; launch.run(json.load(open({str(spec)!r})), processes=2)"
+    endless = {**job, "method": {**job["method"], "iterations": 10**6}}
+    write_json({**endless, "out_dir": str(out)}, spec)
+    code = f"import json; from esforget.train import launch; launch.run(json.load(open({str(spec)!r})), processes=2)"
     child = subprocess.Popen(
         [sys.executable, "-c", code], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -223,8 +210,8 @@ def test_a_killed_job_leaves_no_worker_behind_and_refuses_a_second_writer_meanwh
     while processes_running(workers_spec) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_running(workers_spec) == [], f"workers {workers} outlived their job"
-    launch.run({**job, "out_dir": str(out)}, processes=1)  # the lock died with its holder: a rerun resumes
-    assert (out / "metrics.parquet").exists()
+    with launch.run_lock(out):  # the lock died with its holder: a rerun may train
+        assert (out / "train.lock").read_text() == f"pid {os.getpid()} on {socket.gethostname()}\n"
 
 
 def test_workers_get_the_allocator_settings_unless_the_user_set_their_own(monkeypatch):

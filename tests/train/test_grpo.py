@@ -2,20 +2,16 @@
 batch geometries are refused, a few steps on CPU learn, and a killed run resumes exactly."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import polars as pl
 import pytest
 import torch
 
-from esforget.core.files import write_json, write_parquet
+from esforget.core.files import write_parquet
 from esforget.core.models import load_model
 from esforget.data.sources import build_splits
 from esforget.train import grpo, launch
+from tests.train.staged_kill import train_killed_after_first_state
 
 
 def test_the_papers_batch_geometry_is_refused_with_the_nearest_exact_settings():
@@ -208,18 +204,7 @@ def test_one_step_without_reward_signal_only_decays_and_is_stored_rounded_to_bf1
 def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path):
     launch.train({**job, "out_dir": str(tmp_path / "whole")})
     out = tmp_path / "killed"
-    spec = tmp_path / "killed.json"
-    write_json({**job, "out_dir": str(out)}, spec)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "esforget.train.launch", str(spec)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    trl_dir = out / "partial" / "trl"
-    deadline = time.monotonic() + 300
-    while not list(trl_dir.glob(f"checkpoint-*/{grpo.STATE_FILE}")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert child.poll() is None, "the run ended before it could be killed; make it longer"
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    train_killed_after_first_state(job, out)
 
     launch.train({**job, "out_dir": str(out)})  # what Snakemake's rerun does
 

@@ -136,5 +136,5 @@ def test_a_requeued_training_job_resumes_from_its_last_checkpoint(cluster, tmp_p
             run.kill()
     assert "Restarts=1" in cluster.run("scontrol", "show", "job", running[0]).stdout
     train_log = next(root.glob("logs/micro-*/es/countdown-*/seed0/train.log")).read_text()
-    assert "resuming from iteration" in train_log  # the job's second start (its log is new)
+    assert "resuming from step" in train_log  # the job's second start (its log is new)
     assert pl.read_parquet(run_dir / "metrics.parquet")["step"].to_list() == list(range(1, 121))

@@ -35,10 +35,6 @@ wildcard_constraints:
     split=_one_of(SPLITS),
 
 
-ES_METHODS = _one_of(n for n, m in METHODS.items() if m["algorithm"] == "es")
-GRPO_METHODS = _one_of(n for n, m in METHODS.items() if m["algorithm"] == "grpo")
-
-
 def names(wildcards):
     """The model and task names (and method, seed) behind a job's directory ids."""
     named = {"model": MODEL_OF[wildcards.model_id]}

@@ -1,5 +1,8 @@
-FIGURE_KEYS = ["tradeoff", "dose_norm", "dose_kl", "curves", "norm", "divergence", "sparsity", "drift"]
-REPORT_TABLES = ["accuracy", "matched", "findings", "slopes_norm", "slopes_kl", "precision", "checkpoints"]
+# The page's figures and tables are the package's (esforget.report.page); each figure's caption is
+# workflow/report/<key>.rst, shown by the page and by Snakemake's own report alike.
+from esforget.report.page import FIGURES, TABLES
+
+CAPTIONS = Path(workflow.basedir) / "workflow" / "report"
 
 
 rule render_report:
@@ -9,6 +12,7 @@ rule render_report:
         metrics=run_paths("metrics.parquet"),
         run_configs=run_paths("run_config.json"),
         manifests=[f"{layout.data_dir(config, task)}/manifest.json" for task in TASKS],
+        captions=[CAPTIONS / f"{key}.rst" for key in FIGURES],
     output:
         html=report(
             "results/report/report.html",
@@ -17,10 +21,10 @@ rule render_report:
         ),
         svg=[
             report(f"results/report/figures/{key}.svg", caption=f"../report/{key}.rst", category="Figures")
-            for key in FIGURE_KEYS
+            for key in FIGURES
         ],
-        png=[f"results/report/figures/{key}.png" for key in FIGURE_KEYS],
-        tables=[f"results/report/{name}.parquet" for name in REPORT_TABLES],
+        png=[f"results/report/figures/{key}.png" for key in FIGURES],
+        tables=[f"results/report/{name}.parquet" for name in TABLES],
         retention="results/report/retention.parquet",
         weights="results/report/weight_norms.parquet",
     log:
@@ -36,7 +40,7 @@ rule render_report:
         methods=METHODS,
         prior_tasks=[t for t in config["evaluation"]["tasks"] if TASKS[t]["role"] == "prior"],
         thresholds=config["analysis"]["sparsity_thresholds"],
-        figures=FIGURE_KEYS,
-        tables=REPORT_TABLES,
+        figures=FIGURES,
+        tables=TABLES,
     script:
         "../scripts/render_report.py"

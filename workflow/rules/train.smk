@@ -1,8 +1,13 @@
 # One job per (model, method, task, seed). A method is a named hyper-parameter set of one
-# algorithm; the wildcard constraints send each method to its algorithm's rule.
+# algorithm (config `methods`); the algorithm picks the trainer (esforget.train.methods) and the
+# job's threads (config `threads.train_es` or `threads.train_grpo`).
 
 
-rule train_es:
+def train_threads(wildcards):
+    return config["threads"][f"train_{METHODS[wildcards.method]['algorithm']}"]
+
+
+rule train:
     input:
         base=f"{BASE_DIR}/model",
         train=run_split("train"),
@@ -15,42 +20,9 @@ rule train_es:
         f"logs/{RUN}/train.log",
     benchmark:
         f"logs/benchmarks/{RUN}/train.tsv"
-    wildcard_constraints:
-        method=ES_METHODS,
     conda:
         "../../envs/esforget.yaml"
-    threads: config["threads"]["train_es"]
-    resources:
-        gpu=model_resource("gpus"),
-        mem_mb=model_resource("mem_mb"),
-        runtime=model_resource("runtime"),
-    params:
-        code=code_of("train.py"),
-        method=run_method,
-        task=lambda wc: TASKS[TASK_OF[wc.task_id]],
-        data_seed=config["data_seed"],
-    script:
-        "../scripts/train.py"
-
-
-rule train_grpo:
-    input:
-        base=f"{BASE_DIR}/model",
-        train=run_split("train"),
-        validation=run_split("validation"),
-    output:
-        checkpoints=directory(f"{RUN_DIR}/checkpoints"),
-        metrics=f"{RUN_DIR}/metrics.parquet",
-        run_config=f"{RUN_DIR}/run_config.json",
-    log:
-        f"logs/{RUN}/train.log",
-    benchmark:
-        f"logs/benchmarks/{RUN}/train.tsv"
-    wildcard_constraints:
-        method=GRPO_METHODS,
-    conda:
-        "../../envs/esforget.yaml"
-    threads: config["threads"]["train_grpo"]
+    threads: train_threads
     resources:
         gpu=model_resource("gpus"),
         mem_mb=model_resource("mem_mb"),

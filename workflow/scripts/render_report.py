@@ -38,6 +38,7 @@ tables = render(
     made_by,
     snakemake.output.html,
     {key: (svg, png) for key, svg, png in zip(params.figures, snakemake.output.svg, snakemake.output.png, strict=True)},
+    {key: Path(rst).read_text() for key, rst in zip(params.figures, snakemake.input.captions, strict=True)},
     title="ES vs GRPO: learning the new task, forgetting the old",
 )
 for name, path in zip(params.tables, snakemake.output.tables, strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from esforget.config.checks import check
+from esforget.config.spellings import update_spellings
 
 DEFAULT_CONFIGFILES = ("config/config.yaml",)
 SCHEMA = "workflow/schemas/config.schema.yaml"
@@ -12,7 +13,8 @@ SCHEMA = "workflow/schemas/config.schema.yaml"
 
 def load(configfiles: list[str] | tuple[str, ...] = DEFAULT_CONFIGFILES, root: str | Path = ".") -> dict:
     """The config as the Snakefile resolves it, for tools that run beside Snakemake: the files
-    deep-merged in order (later keys win, as `--configfile a b`), validated against the schema
+    deep-merged in order (later keys win, as `--configfile a b`), old spellings updated
+    (`esforget.config.spellings`), validated against the schema
     with its defaults filled in, then the cross-field checks."""
     import yaml
     from snakemake.utils import update_config, validate
@@ -23,6 +25,7 @@ def load(configfiles: list[str] | tuple[str, ...] = DEFAULT_CONFIGFILES, root: s
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} not found")
         update_config(config, yaml.safe_load(path.read_text()) or {})
+    update_spellings(config)
     validate(config, str(Path(root) / SCHEMA))
     check(config)
     return config

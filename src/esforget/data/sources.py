@@ -257,7 +257,7 @@ def _countdown_rows(ds, source) -> list[dict]:
         rows.append(
             {
                 "id": str(i),
-                "prompt": countdown.prompt(numbers, target, source.get("prompt_style", "paper")),
+                "prompt": countdown.prompt(numbers, target, source.get("prompt_style", "authors")),
                 "ground_truth": str(target),
                 "info": {"numbers": numbers, "reference": countdown.solve(numbers, target)},
             }

@@ -19,6 +19,7 @@ import altair as alt
 import polars as pl
 import vl_convert as vlc
 import yaml
+from docutils.core import publish_parts
 
 from esforget.analyze.weight_diff import summarise
 from esforget.core.files import atomic_path, read_parquet
@@ -26,7 +27,10 @@ from esforget.report import charts, findings, summaries
 from esforget.report.summaries import RUN_KEYS, over_seeds
 
 FIGURES = ("tradeoff", "dose_norm", "dose_kl", "curves", "norm", "divergence", "sparsity", "drift")
-"""Every figure of the report, by key (file names `figures/<key>.svg|png`)."""
+"""Every figure of the report, by key (file names `figures/<key>.svg|png`, captions
+`workflow/report/<key>.rst`)."""
+TABLES = ("accuracy", "matched", "findings", "slopes_norm", "slopes_kl", "precision", "checkpoints")
+"""Every table of the report, by key (file names `<key>.parquet`)."""
 PNG_SCALE = 2
 """PNG pixels per SVG pixel: sharp on high-density screens and in slides."""
 
@@ -192,6 +196,11 @@ def render_figures(charts_by_key: dict[str, alt.TopLevelMixin], paths: dict[str,
     return rendered
 
 
+def caption_html(caption: str) -> str:
+    """A figure's reStructuredText caption as HTML, as docutils renders it for Snakemake's report."""
+    return publish_parts(caption, writer_name="html5", settings_overrides={"report_level": 4})["body"]
+
+
 def tables(data: Collected, prior_tasks: list[str], thresholds: list[float], methods: dict) -> dict[str, pl.DataFrame]:
     """Every table of the report (also written as parquet by the rule)."""
     checkpoints = summaries.checkpoint_table(data.retention, data.norms, prior_tasks)
@@ -245,16 +254,22 @@ def render(
     record: dict,
     out_html: str | Path,
     figure_paths: dict[str, tuple[Path, Path]],
+    captions: dict[str, str],
     title: str,
 ) -> dict[str, pl.DataFrame]:
-    """Write the report page and its figures; return its tables."""
+    """Write the report page and its figures (`figure_paths`: key → SVG and PNG path; `captions`:
+    key → the figure's caption in reStructuredText); return its tables."""
     report_tables = tables(data, prior_tasks, thresholds, methods)
     rendered = render_figures(figures(data, report_tables, prior_tasks, thresholds), figure_paths)
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(_intervals_statement(data.retention))}</p>"]
     parts += _findings_html(report_tables["findings"])
-    for heading, text, content in SECTIONS:
-        parts += [f"<h2>{heading}</h2>", f"<p>{text}</p>"]
-        parts += [rendered[key] if key in rendered else table_html(report_tables[key]) for key in content]
+    for heading, content in SECTIONS:
+        parts.append(f"<h2>{heading}</h2>")
+        for key in content:
+            if key in rendered:
+                parts += [caption_html(captions[key]), rendered[key]]
+            else:
+                parts += [f"<p>{TABLE_CAPTIONS[key]}</p>", table_html(report_tables[key])]
     parts += _record_html(record)
     head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
     page = f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
@@ -314,68 +329,42 @@ def _record_html(record: dict) -> list[str]:
 # Prose (headings, captions, style) is left out of mutation testing: no test should pin wording.
 # pragma: no mutate start
 SECTIONS = [
-    (
-        "New-task against prior-task accuracy",
-        "One point per checkpoint (step 0 is the base) and method, mean over seeds with 95 % intervals on both "
-        "axes, coloured by step; the marker shape tells the method. Points moving right learn the new task; "
-        "points moving down forget the prior one.",
-        ["tradeoff"],
-    ),
-    (
-        "Forgetting at matched new-task accuracy",
-        "Prior-task change (points) where each run's new-task accuracy first reaches its base + level, linearly "
-        "interpolated between the checkpoints around the crossing; mean over the seeds that reach it "
-        "(<em>reached</em> of <em>runs</em>; the others are counted, not dropped).",
-        ["matched"],
-    ),
-    (
-        "Does forgetting follow the size of the update?",
-        "Prior-task change against ‖ΔW‖_F and against KL(base ‖ checkpoint), every checkpoint of every run, with "
-        "each method's least-squares line. If forgetting follows the dose, the methods fall on one line; if ES "
-        "forgets more at equal dose, its points lie below. Tables: each run's slope, mean over seeds.",
-        ["dose_norm", "slopes_norm", "dose_kl", "slopes_kl"],
-    ),
-    (
-        "Training",
-        "ES fitness (mean and best member) per iteration, GRPO reward per optimizer step, validation accuracy "
-        "where it ran: mean over seeds, the band its 95 % interval.",
-        ["curves"],
-    ),
-    ("Size of the update", "‖θ_step − θ_base‖_F over all parameters per checkpoint, mean over seeds.", ["norm"]),
-    (
-        "How far the output distribution moved",
-        "Mean per-token KL(base ‖ checkpoint) of the next-token distributions over each prior task's prompts: a "
-        "probe-free measure of how much the model changed where it should not.",
-        ["divergence"],
-    ),
-    (
-        "Where the update lands",
-        "Share of entries left unchanged (|ΔW| ≤ τ) per layer and bucket at the final checkpoint, mean over seeds, "
-        "one row of panels per τ; ES solid, GRPO dashed. Sparse updates stay near 1, dense ones near 0.",
-        ["sparsity"],
-    ),
-    (
-        "Storage precision and the authors' numerics",
-        "At each run's final checkpoint, mean over seeds. <em>numerics</em>: how the run's arithmetic rounded (ES "
-        "<em>authors</em>: in place in its dtype, restores that drift, the update rounded member by member; ES "
-        "<em>master</em>: an exact fp32 master); <em>stored_dtype</em>: what the checkpoint holds. "
-        "<em>fro_norm</em> and <em>sparsity@τ</em> (share of entries with |ΔW| ≤ τ) are read from the stored "
-        "checkpoint, as the authors' scripts read theirs; where the run kept its fp32 master, <em>master_*</em> "
-        "are the same from the master and <em>erased@τ</em> the share that moved by more than τ in the master "
-        "but not as stored. <em>drift_share</em>: the restores' summed drift ÷ fro_norm. All differences are "
-        "computed in fp32 against the base rounded to the dtype training started from.",
-        ["precision", "drift"],
-    ),
-    (
-        "Accuracy per task and method",
-        "Mean over seeds. <em>base</em>: step 0; <em>final</em>: last checkpoint; <em>at_peak</em>: at each run's "
-        "checkpoint with the best validation accuracy during training (<em>peak_step</em>, chosen without looking "
-        "at the evaluation split). <em>probe</em>: <em>generative</em> is the authors' (greedy reply, first option "
-        "digit); <em>loglikelihood</em> and <em>loglikelihood_norm</em> are the evaluation harnesses' acc and "
-        "acc_norm. <em>final_kl</em>: mean per-token KL(base ‖ final checkpoint) on the prior task's prompts.",
-        ["accuracy"],
-    ),
+    ("New-task against prior-task accuracy", ["tradeoff"]),
+    ("Forgetting at matched new-task accuracy", ["matched"]),
+    ("Does forgetting follow the size of the update?", ["dose_norm", "slopes_norm", "dose_kl", "slopes_kl"]),
+    ("Training", ["curves"]),
+    ("Size of the update", ["norm"]),
+    ("How far the output distribution moved", ["divergence"]),
+    ("Where the update lands", ["sparsity"]),
+    ("Storage precision and the authors' numerics", ["precision", "drift"]),
+    ("Accuracy per task and method", ["accuracy"]),
 ]
+"""The page after its findings: (heading, the figures and tables under it, in order). A figure's
+caption is its reStructuredText caption (`workflow/report/<key>.rst`, which Snakemake's own report
+shows too); a table's is in `TABLE_CAPTIONS`."""
+TABLE_CAPTIONS = {
+    "matched": "Prior-task change (points) where each run's new-task accuracy first reaches its base + level, "
+    "linearly interpolated between the checkpoints around the crossing; mean over the seeds that reach it "
+    "(<em>reached</em> of <em>runs</em>; the others are counted, not dropped).",
+    "slopes_norm": "Each run's least-squares slope of prior-task change on ‖ΔW‖_F (points per unit norm), mean "
+    "over seeds: a run's checkpoints are not independent, its seeds are.",
+    "slopes_kl": "Each run's least-squares slope of prior-task change on KL(base ‖ checkpoint) (points per unit "
+    "KL), mean over seeds.",
+    "precision": "At each run's final checkpoint, mean over seeds. <em>numerics</em>: how the run's arithmetic "
+    "rounded (ES <em>authors</em>: in place in its dtype, restores that drift, the update rounded member by "
+    "member; ES <em>master</em>: an exact fp32 master); <em>stored_dtype</em>: what the checkpoint holds. "
+    "<em>fro_norm</em> and <em>sparsity@τ</em> (share of entries with |ΔW| ≤ τ) are read from the stored "
+    "checkpoint, as the authors' scripts read theirs; where the run kept its fp32 master, <em>master_*</em> "
+    "are the same from the master and <em>erased@τ</em> the share that moved by more than τ in the master "
+    "but not as stored. <em>drift_share</em>: the restores' summed drift ÷ fro_norm. All differences are "
+    "computed in fp32 against the base rounded to the dtype training started from.",
+    "accuracy": "Mean over seeds. <em>base</em>: step 0; <em>final</em>: last checkpoint; <em>at_peak</em>: at "
+    "each run's checkpoint with the best validation accuracy during training (<em>peak_step</em>, chosen "
+    "without looking at the evaluation split). <em>probe</em>: <em>generative</em> is the authors' (greedy "
+    "reply, first option digit); <em>loglikelihood</em> and <em>loglikelihood_norm</em> are the evaluation "
+    "harnesses' acc and acc_norm. <em>final_kl</em>: mean per-token KL(base ‖ final checkpoint) on the prior "
+    "task's prompts.",
+}
 FINDINGS_CAPTION = (
     "Generated from the tables below, not written by hand. Each line: the comparison, its value with the 95 % "
     "interval and sample size, and the verdict read off the interval: <em>supported</em> (the interval excludes "

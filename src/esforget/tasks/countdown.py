@@ -25,7 +25,7 @@ _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _ALLOWED = re.compile(r"^[0-9+\-*/() ]+$")
 
-PAPER_TEMPLATE = (
+AUTHORS_TEMPLATE = (
     "You are a helpful assistant. You first think about the reasoning process in your mind "
     "and then provide the user with the answer.Using the numbers [{numbers}], create an "
     "equation that equals {target}. You can use basic arithmetic operations (+, -, *, /) and "
@@ -38,7 +38,7 @@ MINIMAL_TEMPLATE = "[{numbers}] -> {target}\n<think>"
 """The puzzle alone, for a model pretrained here from scratch: the instruction carries nothing a
 character-level model can read, and ES pays for every prompt token once per member (its prefill
 is most of an ES iteration's arithmetic), so the tiny default's prompts are a quarter as long."""
-PROMPT_TEMPLATES = {"paper": PAPER_TEMPLATE, "compact": COMPACT_TEMPLATE, "minimal": MINIMAL_TEMPLATE}
+PROMPT_TEMPLATES = {"authors": AUTHORS_TEMPLATE, "compact": COMPACT_TEMPLATE, "minimal": MINIMAL_TEMPLATE}
 
 
 def format_score(reply: str) -> float:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import shutil
 import time
 from itertools import groupby
 from pathlib import Path
@@ -45,15 +44,16 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from esforget.core.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish, run_fingerprint
-from esforget.core.files import atomic_path, read_json, write_json
+from esforget.core.checkpoints import checkpoint_name, partial_dir, publish, run_fingerprint
 from esforget.core.models import DTYPES, device_name, load_model, load_tokenizer, save_model
 from esforget.core.tensors import load_tensor, tensor_files
 from esforget.decoding.greedy_scorer import GreedyScorer
+from esforget.train import resume
 from esforget.train.distributed import Group
 from esforget.train.es_config import ESConfig
+from esforget.train.job import TrainingJob
 from esforget.train.member_batch import MemberStack
-from esforget.train.noise import Noise, member_seed, paper_member_seeds
+from esforget.train.noise import Noise, member_seed, authors_member_seeds
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ log = logging.getLogger(__name__)
 def draws(cfg: ESConfig, run_seed: int, iteration: int) -> list[tuple[int, float]]:
     """(noise seed, sign) of every member: N independent draws or N/2 mirrored pairs."""
     count = cfg.population_size // 2 if cfg.mirrored else cfg.population_size
-    if cfg.noise == "paper":
-        seeds = paper_member_seeds(run_seed, iteration, count)
+    if cfg.noise == "authors":
+        seeds = authors_member_seeds(run_seed, iteration, count)
     else:
         seeds = [member_seed(run_seed, iteration, k) for k in range(count)]
     if cfg.mirrored:
@@ -110,10 +110,12 @@ def authors_coefficients(members: list[tuple[int, float]], z: torch.Tensor, alph
 
 
 class Weights:
-    """θ and the model whose parameters hold θ (+ σε) in the working dtype.
+    """θ (`theta`, one tensor per parameter) and the model whose parameters hold θ (+ σε) in the
+    working dtype.
 
-    numerics `master`: θ lives apart in fp32 and the model is overwritten from it.
-    numerics `authors`: the model's parameters are θ; a perturbation is undone by adding the
+    numerics `master`: θ is a master copy in fp32, apart from the model, which is overwritten
+    from it.
+    numerics `authors`: θ is the model's own parameters (no copy); a perturbation is undone by adding the
     regenerated noise with the opposite sign, in the parameters' dtype, as the authors' code
     does (`p.add_(scale * noise)`: the product is rounded, then the sum; not `add_(noise,
     alpha=scale)`, which rounds once).
@@ -123,7 +125,7 @@ class Weights:
         self.params = [p for p in model.parameters()]  # tied weights appear once
         self.names = [name for name, _ in model.named_parameters()]
         self.in_place = numerics == "authors"
-        self.master = self.params if self.in_place else [p.detach().float().clone() for p in self.params]
+        self.theta = self.params if self.in_place else [p.detach().float().clone() for p in self.params]
         self.noise = Noise(self.names, self.params, noise_mode, draw_on_device=self.in_place)
         self._applied: tuple[int, float] | None = None  # (seed, signed σ) in place
         # The restores' drift (authors' numerics): θ at the start of the members, and the
@@ -141,7 +143,7 @@ class Weights:
             if self.in_place:
                 self.params[j].add_((sign * sigma) * eps)
             else:
-                self.params[j].copy_(self.master[j] + (sign * sigma) * eps)
+                self.params[j].copy_(self.theta[j] + (sign * sigma) * eps)
         self._applied = (seed, sign * sigma)
 
     @torch.no_grad()
@@ -158,7 +160,7 @@ class Weights:
             for seed, placed in by_seed(members):
                 for j, eps in self.noise.tensors(seed):
                     for slot, sign in placed:
-                        stack.stacks[j][slot].copy_(self.master[j] + (sign * sigma) * eps)
+                        stack.stacks[j][slot].copy_(self.theta[j] + (sign * sigma) * eps)
         stack.members = len(members)
 
     @torch.no_grad()
@@ -170,7 +172,7 @@ class Weights:
             for j, eps in self.noise.tensors(seed):
                 self.params[j].add_(-scale * eps)
         else:
-            for p, m in zip(self.params, self.master, strict=True):
+            for p, m in zip(self.params, self.theta, strict=True):
                 p.copy_(m)
         self._applied = None
 
@@ -220,7 +222,7 @@ class Weights:
                             self.params[j].add_(coefficients[i] * eps)
                 squared += sum(float((self.params[j].float() - b).square().sum()) for j, b in before.items())
                 continue
-            steps = {part.index: torch.zeros_like(self.master[part.index]) for part in group.parts}
+            steps = {part.index: torch.zeros_like(self.theta[part.index]) for part in group.parts}
             for seed, placed in by_seed(members):
                 if scales := [sign * zs[i] for i, sign in placed if zs[i] != 0.0]:
                     for j, eps in self.noise.group_tensors(group, seed):
@@ -228,8 +230,8 @@ class Weights:
                             steps[j].add_(eps, alpha=scale)
             for j, step in steps.items():
                 step.mul_(alpha / len(members))
-                self.master[j].add_(step)
-                self.params[j].copy_(self.master[j])
+                self.theta[j].add_(step)
+                self.params[j].copy_(self.theta[j])
                 squared += float(step.square().sum())
         return math.sqrt(squared)
 
@@ -237,7 +239,7 @@ class Weights:
     def load(self, tensors: dict[str, torch.Tensor], drift: dict[str, torch.Tensor] | None = None) -> None:
         """Set θ (and the summed drift) from a state written by `state_dict`; the model follows."""
         self.restore()
-        for p, m, name in zip(self.params, self.master, self.names, strict=True):
+        for p, m, name in zip(self.params, self.theta, self.names, strict=True):
             m.copy_(tensors[name])
             p.copy_(m)
         if self.drift is not None and drift is not None:
@@ -245,7 +247,7 @@ class Weights:
                 d.copy_(drift[name])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {name: m.detach() for name, m in zip(self.names, self.master, strict=True)}
+        return {name: m.detach() for name, m in zip(self.names, self.theta, strict=True)}
 
     def drift_state(self) -> dict[str, torch.Tensor] | None:
         return None if self.drift is None else dict(zip(self.names, self.drift, strict=True))
@@ -256,7 +258,7 @@ class Weights:
         (name → file; memory-mapped; rounded to the working dtype as training started), so
         that no second copy of the model is held for this metric."""
         squared = 0.0
-        for name, m in zip(self.names, self.master, strict=True):
+        for name, m in zip(self.names, self.theta, strict=True):
             start = load_tensor(files[name], name).to(dtype).float().to(m.device)
             squared += float((m - start).square().sum())
         return math.sqrt(squared)
@@ -264,11 +266,11 @@ class Weights:
 
 # --- resumable state ------------------------------------------------------------------------
 #
-# At each checkpoint the run's work folder (`esforget.core.checkpoints.partial_dir`) also gets the
-# state needed to continue: θ (the fp32 master, or under the authors' numerics the parameters
-# in their dtype), the restores' summed drift (authors' numerics), the metrics rows so far and
-# the config they belong to. Nothing else is needed: noise and prompt batches derive from
-# (seed, iteration).
+# At each checkpoint the run's work folder gets, beside the checkpoint, what ES needs to continue
+# (`esforget.train.resume` writes the metrics so far and completes the state): θ (the fp32 master,
+# or under the authors' numerics the parameters in their dtype) and the restores' summed drift
+# (authors' numerics). Nothing else is needed: noise and prompt batches derive from (seed,
+# iteration).
 
 
 METRIC_TYPES = {  # columns that may be null: validation only every m iterations, drift if not tracked
@@ -278,48 +280,29 @@ METRIC_TYPES = {  # columns that may be null: validation only every m iterations
 }
 
 
-def _state_dir(work: Path, t: int) -> Path:
-    return work / "state" / checkpoint_name(t)
-
-
 def save_state(work: Path, t: int, weights: Weights, rows: list[dict], fingerprint: dict) -> None:
-    """Write the state after iteration t atomically, then drop older states."""
+    """The state after iteration t, in `<work>/state/step<t>/`; older states are dropped."""
     from safetensors.torch import save_file
 
-    final = _state_dir(work, t)
-    with atomic_path(final, directory=True) as tmp:
-        save_file(weights.state_dict(), str(tmp / "theta.safetensors"))
-        if (drift := weights.drift_state()) is not None:
-            save_file(drift, str(tmp / "drift.safetensors"))
-        pl.DataFrame(rows, schema_overrides=METRIC_TYPES).write_parquet(tmp / "metrics.parquet")
-        write_json({"iteration": t, "config": fingerprint}, tmp / "state.json")
-    for older in final.parent.iterdir():
-        if older != final:
-            shutil.rmtree(older)
+    folder = work / "state" / checkpoint_name(t)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(weights.state_dict(), str(folder / "theta.safetensors"))
+    if (drift := weights.drift_state()) is not None:
+        save_file(drift, str(folder / "drift.safetensors"))
+    resume.complete(folder, t, pl.DataFrame(rows, schema_overrides=METRIC_TYPES), fingerprint)
 
 
 def load_state(work: Path, weights: Weights, fingerprint: dict) -> tuple[int, list[dict]]:
-    """Resume from the newest complete state: (last iteration done, metrics rows so far).
-
-    A state written for another config is not resumed (the run starts over), and checkpoints
-    newer than the state are dropped: the run remakes them.
-    """
+    """Resume from the newest complete state of this config: (last iteration done, metrics rows
+    so far); (0, []) to start afresh (`esforget.train.resume.latest`)."""
     from safetensors.torch import load_file
 
-    states = sorted((work / "state").glob("step??????")) if (work / "state").is_dir() else []
-    if not states:
+    state = resume.latest(work / "state", work, fingerprint)
+    if state is None:
         return 0, []
-    state = read_json(states[-1] / "state.json")
-    if state["config"] != fingerprint:
-        log.warning("ignoring %s: it was written for another config; starting over", work)
-        shutil.rmtree(work)
-        return 0, []
-    t = state["iteration"]
-    drift = states[-1] / "drift.safetensors"
-    weights.load(load_file(str(states[-1] / "theta.safetensors")), load_file(str(drift)) if drift.exists() else None)
-    drop_checkpoints_after(work, t)
-    log.info("resuming from iteration %d (%s)", t, states[-1])
-    return t, pl.read_parquet(states[-1] / "metrics.parquet").to_dicts()
+    drift = state.folder / "drift.safetensors"
+    weights.load(load_file(str(state.folder / "theta.safetensors")), load_file(str(drift)) if drift.exists() else None)
+    return state.step, state.rows
 
 
 # --- the loop --------------------------------------------------------------------------------
@@ -330,49 +313,41 @@ def prompt_batch(seed: int, iteration: int, available: int, k: int) -> list[int]
     return sorted(random.Random(member_seed(seed, iteration, -1)).sample(range(available), k))
 
 
-def train(
-    cfg: ESConfig,
-    base_dir: str | Path,
-    train_rows: pl.DataFrame,
-    validation_rows: pl.DataFrame,
-    scorer: str,
-    max_new_tokens: int,
-    seed: int,
-    out_dir: str | Path,
-    threads: int = 1,
-    stop_strings: list[str] | tuple[str, ...] = (),
-) -> pl.DataFrame:
-    """Run ES from the base model; write checkpoints and `metrics.parquet` into `out_dir`.
+def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
+    """Run ES from the job's base model; write checkpoints and `metrics.parquet` into its `out_dir`.
 
     Launched by `torchrun`, the population is split over its processes (see
     `esforget.train.distributed`); every process ends with the same weights, rank 0 writes.
     A killed run started again continues from its last checkpoint.
     """
-    out = Path(out_dir)
+    out, seed = job.out_dir, job.seed
     work = partial_dir(out)
     group = Group.from_env()
     # -- seeding: everything random below derives from `seed` and the iteration --
     torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    fingerprint = run_fingerprint("es", cfg, seed, base_dir)
+    torch.set_num_threads(job.threads)
+    fingerprint = run_fingerprint("es", cfg, seed, job.base_dir)
 
-    model = load_model(base_dir, cfg.dtype, group.device)
-    tokenizer = load_tokenizer(base_dir)
+    model = load_model(job.base_dir, cfg.dtype, group.device)
+    tokenizer = load_tokenizer(job.base_dir)
     weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
     block = 2 if cfg.mirrored else 1  # a mirrored pair is scored on one rank: its ε is drawn once
     per_forward = min(cfg.members_per_forward, len(group.mine(cfg.population_size, block)))  # no slot left unfilled
     stack = MemberStack(model, per_forward) if per_forward > 1 else None
-    base_files = tensor_files(base_dir)
+    base_files = tensor_files(job.base_dir)
     if missing := sorted(set(weights.names) - set(base_files))[:3]:
-        raise ValueError(f"{base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")
-    full_train = GreedyScorer(
-        tokenizer, train_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device, stop_strings
-    )
+        raise ValueError(f"{job.base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")
+
+    def scorer(rows: pl.DataFrame) -> GreedyScorer:
+        return GreedyScorer(
+            tokenizer, rows, job.scorer, job.max_new_tokens, cfg.generation_batch_size, group.device, job.stop_strings
+        )
+
+    full_train = scorer(job.train_rows)
+    validation_rows = job.validation_rows
     if cfg.validation_size is not None:
         validation_rows = validation_rows.head(cfg.validation_size)
-    validate = GreedyScorer(
-        tokenizer, validation_rows, scorer, max_new_tokens, cfg.generation_batch_size, group.device, stop_strings
-    )
+    validate = scorer(validation_rows)
 
     done, rows = load_state(work, weights, fingerprint)
     group.barrier()  # no rank may start before rank 0 has cleaned up a stale work folder
@@ -389,7 +364,7 @@ def train(
         started = time.perf_counter()
         fitness_on = full_train
         if cfg.prompts_per_iteration is not None:
-            fitness_on = full_train.subset(prompt_batch(seed, t, train_rows.height, cfg.prompts_per_iteration))
+            fitness_on = full_train.subset(prompt_batch(seed, t, job.train_rows.height, cfg.prompts_per_iteration))
 
         # -- score this rank's members, K at a time; only the scalars are shared --
         drafts = fitness_on.drafts(model) if cfg.draft_replies else None  # θ's own replies
@@ -416,7 +391,7 @@ def train(
         z = shape_fitness(fitness, cfg.fitness_shaping, cfg.numerics)
         step_norm = weights.update(members, z, cfg.alpha)
         if weights.in_place:  # restores drifted differently on each rank: rank 0's weights win
-            group.broadcast(weights.master)
+            group.broadcast(weights.theta)
 
         row = {
             "step": t,
@@ -435,7 +410,7 @@ def train(
             row["val/accuracy"] = validate(model).accuracy
         rows.append(row)
         if t % cfg.checkpoint_every == 0 or t == cfg.iterations:
-            group.check_identical(weights.master, f"iteration {t}")  # what rank 0 writes is every rank's θ
+            group.check_identical(weights.theta, f"iteration {t}")  # what rank 0 writes is every rank's θ
             if group.is_main:
                 master = weights.state_dict() if cfg.save_master else None
                 save_model(model, tokenizer, work / "checkpoints" / checkpoint_name(t), master=master)

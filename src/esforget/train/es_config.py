@@ -25,7 +25,7 @@ class ESConfig:
     mirrored: bool = False
     """Antithetic pairs (+ε, −ε) instead of N independent draws. The authors: off."""
     noise: str = "independent"
-    """`independent`: a distinct stream per member and tensor; `paper`: the authors' draws
+    """`independent`: a distinct stream per member and tensor; `authors`: the authors' draws
     (member seeds from Python's `random`, every tensor of their vLLM model seeded with the
     member seed, q/k/v and gate/up fused; see `esforget.train.noise`)."""
     prompts_per_iteration: int | None = None
@@ -69,8 +69,8 @@ class ESConfig:
     def __post_init__(self):
         if self.fitness_shaping not in ("zscore", "rank"):
             raise ValueError(f"fitness_shaping={self.fitness_shaping!r}: expected 'zscore' or 'rank'")
-        if self.noise not in ("independent", "paper"):
-            raise ValueError(f"noise={self.noise!r}: expected 'independent' or 'paper'")
+        if self.noise not in ("independent", "authors"):
+            raise ValueError(f"noise={self.noise!r}: expected 'independent' or 'authors'")
         if self.mirrored and self.population_size % 2:
             raise ValueError(f"mirrored=True needs an even population_size, got {self.population_size}")
         if self.numerics not in ("master", "authors"):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -24,12 +23,13 @@ import polars as pl
 import torch
 from transformers import TrainerCallback
 
-from esforget.core.checkpoints import checkpoint_name, drop_checkpoints_after, partial_dir, publish, run_fingerprint
-from esforget.core.files import read_json, read_parquet, write_json, write_parquet
+from esforget.core.checkpoints import checkpoint_name, partial_dir, publish, run_fingerprint
 from esforget.core.models import chat_prompt_ids, device_name, load_model, load_tokenizer, save_model
 from esforget.decoding.greedy_scorer import GreedyScorer
 from esforget.tasks import reward_function
+from esforget.train import resume
 from esforget.train.grpo_config import GRPOMethodConfig
+from esforget.train.job import TrainingJob
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,9 @@ def trl_config(cfg: GRPOMethodConfig, work: Path, max_new_tokens: int, seed: int
 # --- resumable state ------------------------------------------------------------------------
 #
 # TRL (the HF Trainer) saves `partial/trl/checkpoint-N` with optimizer, scheduler and RNG
-# states, but not atomically. After it returns, `RunRecorder.on_save` adds this run's metrics
-# so far and, last, `STATE_FILE` naming the config: only a checkpoint with that file is
-# resumed from.
+# states, but not atomically. After it returns, `RunRecorder.on_save` completes it as a
+# resumable state (`esforget.train.resume`): only a checkpoint so completed is resumed from.
 
-STATE_FILE = "esforget_state.json"
-METRICS_FILE = "esforget_metrics.parquet"
 COLUMNS = {  # the metrics table; TRL's log keys in RunRecorder.TRL_KEYS
     "step": pl.Int64,
     "rollout": pl.Int64,
@@ -107,33 +104,6 @@ COLUMNS = {  # the metrics table; TRL's log keys in RunRecorder.TRL_KEYS
     "perf/seconds": pl.Float64,
 }
 ROLLOUT_METRICS = ["reward/mean", "reward/std", "completion/mean_length"]  # one value per rollout
-
-
-def _trl_checkpoints(work: Path) -> list[Path]:
-    found = (work / "trl").glob("checkpoint-*") if (work / "trl").is_dir() else []
-    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
-
-
-def resume_point(work: Path, fingerprint: dict) -> tuple[Path | None, list[dict]]:
-    """The newest complete TRL checkpoint of this config and the metrics rows up to it;
-    (None, []) to start afresh. Incomplete checkpoints, states of another config and model
-    checkpoints newer than the resume point are removed."""
-    checkpoints = _trl_checkpoints(work)
-    complete = [c for c in checkpoints if (c / STATE_FILE).exists()]
-    if not complete:
-        shutil.rmtree(work / "trl", ignore_errors=True)
-        return None, []
-    state = read_json(complete[-1] / STATE_FILE)
-    if state["config"] != fingerprint:
-        log.warning("ignoring %s: it was written for another config; starting over", work)
-        shutil.rmtree(work)
-        return None, []
-    for other in checkpoints:
-        if other != complete[-1]:
-            shutil.rmtree(other)
-    drop_checkpoints_after(work, state["rollout"])
-    log.info("resuming from rollout %d (%s)", state["rollout"], complete[-1])
-    return complete[-1], read_parquet(complete[-1] / METRICS_FILE).to_dicts()
 
 
 class RunRecorder(TrainerCallback):
@@ -204,12 +174,7 @@ class RunRecorder(TrainerCallback):
         if not state.is_world_process_zero:
             return
         saved = self.work / "trl" / f"checkpoint-{state.global_step}"
-        write_parquet(self.table(), saved / METRICS_FILE)
-        rollout = state.global_step // self.cfg.steps_per_rollout
-        write_json({"rollout": rollout, "step": state.global_step, "config": self.fingerprint}, saved / STATE_FILE)
-        for older in _trl_checkpoints(self.work):
-            if older != saved:
-                shutil.rmtree(older)
+        resume.complete(saved, state.global_step // self.cfg.steps_per_rollout, self.table(), self.fingerprint)
 
     def table(self) -> pl.DataFrame:
         """One row per optimizer step. TRL logs the rollout's figures (reward, reply length)
@@ -267,60 +232,49 @@ def _trl_reward(scorer: str):
     return task_reward
 
 
-def train(
-    cfg: GRPOMethodConfig,
-    base_dir: str | Path,
-    train_rows: pl.DataFrame,
-    validation_rows: pl.DataFrame,
-    scorer: str,
-    max_new_tokens: int,
-    seed: int,
-    out_dir: str | Path,
-    threads: int = 1,
-    stop_strings: list[str] | tuple[str, ...] = (),
-) -> pl.DataFrame:
-    """Run GRPO from the base model; write checkpoints and `metrics.parquet` into `out_dir`.
+def train(cfg: GRPOMethodConfig, job: TrainingJob) -> pl.DataFrame:
+    """Run GRPO from the job's base model; write checkpoints and `metrics.parquet` into its `out_dir`.
     A killed run started again continues from its last checkpoint.
 
-    `stop_strings` end the greedy validation replies; TRL's sampled rollouts run to EOS or
+    The job's `stop_strings` end the greedy validation replies; TRL's sampled rollouts run to EOS or
     `max_new_tokens`, as VeRL's do."""
     from accelerate import PartialState
 
-    out = Path(out_dir)
-    work = partial_dir(out)
-    torch.set_num_threads(threads)
-    fingerprint = run_fingerprint("grpo", cfg, seed, base_dir)
-    tokenizer = load_tokenizer(base_dir)
-    train_rows = drop_overlong(train_rows, tokenizer, cfg.max_prompt_length)
+    work = partial_dir(job.out_dir)
+    torch.set_num_threads(job.threads)
+    fingerprint = run_fingerprint("grpo", cfg, job.seed, job.base_dir)
+    tokenizer = load_tokenizer(job.base_dir)
+    train_rows = drop_overlong(job.train_rows, tokenizer, cfg.max_prompt_length)
     if train_rows.height < cfg.prompts_per_rollout:
         raise ValueError(
             f"prompts_per_rollout={cfg.prompts_per_rollout} but the training split has {train_rows.height} prompts"
             + (f" of at most max_prompt_length={cfg.max_prompt_length} tokens" if cfg.max_prompt_length else "")
         )
     rollouts = cfg.total_rollouts(train_rows.height)
-    model = load_model(base_dir, "float32")
+    model = load_model(job.base_dir, "float32")
+    validation_rows = job.validation_rows
     if cfg.validation_size is not None:
         validation_rows = validation_rows.head(cfg.validation_size)
     processes = PartialState()
     device = f"cuda:{processes.local_process_index}" if torch.cuda.is_available() else "cpu"
     validate = GreedyScorer(
-        tokenizer, validation_rows, scorer, max_new_tokens, cfg.validation_batch_size, device, stop_strings
+        tokenizer, validation_rows, job.scorer, job.max_new_tokens, cfg.validation_batch_size, device, job.stop_strings
     )
     # The main process cleans up the work folder first; the others then find what it kept.
     with processes.main_process_first():
-        resume_from, rows = resume_point(work, fingerprint)
-    recorder = RunRecorder(cfg, rollouts, tokenizer, validate, work, fingerprint, rows)
+        resumed = resume.latest(work / "trl", work, fingerprint)
+    recorder = RunRecorder(cfg, rollouts, tokenizer, validate, work, fingerprint, resumed.rows if resumed else [])
     trainer = _trainer_class(cfg.decay_all_parameters)(
         model=model,
-        reward_funcs=_trl_reward(scorer),
-        args=trl_config(cfg, work, max_new_tokens, seed, rollouts, processes.num_processes),
+        reward_funcs=_trl_reward(job.scorer),
+        args=trl_config(cfg, work, job.max_new_tokens, job.seed, rollouts, processes.num_processes),
         train_dataset=_dataset(train_rows),
         processing_class=tokenizer,
         callbacks=[recorder],
     )
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    trainer.train(resume_from_checkpoint=str(resumed.folder) if resumed else None)
     metrics = recorder.table()
     processes.wait_for_everyone()
     if processes.is_main_process:
-        publish(work, out, metrics, fingerprint, device_name(device))
+        publish(work, job.out_dir, metrics, fingerprint, device_name(device))
     return metrics

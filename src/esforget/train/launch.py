@@ -31,27 +31,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from esforget.core.files import read_json, read_parquet, write_json
+from esforget.core.files import read_json, write_json
 from esforget.train import methods
+from esforget.train.job import TrainingJob
 
 log = logging.getLogger(__name__)
 
 
 def train(job: dict) -> None:
-    """Run one job described by plain values (paths, not frames), as `run` writes it."""
-    methods.train(
-        job["method_name"],
-        job["method"],
-        base_dir=job["base_dir"],
-        train_rows=read_parquet(job["train"]),
-        validation_rows=read_parquet(job["validation"]),
-        scorer=job["scorer"],
-        max_new_tokens=job["max_new_tokens"],
-        seed=job["seed"],
-        out_dir=job["out_dir"],
-        threads=job["threads"],
-        stop_strings=job.get("stop_strings", []),
-    )
+    """Run one job described by plain values (paths, not frames), as `run` writes it: the
+    method's name and keys (`method_name`, `method`) and a `TrainingJob` spec."""
+    methods.train(job["method_name"], job["method"], TrainingJob.from_spec(job))
 
 
 ACCELERATE_CONFIG = Path(__file__).resolve().parents[2] / "workflow" / "accelerate" / "multi_gpu.yaml"

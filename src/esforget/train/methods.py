@@ -6,6 +6,7 @@ import dataclasses
 
 from esforget.train.es_config import ESConfig
 from esforget.train.grpo_config import GRPOMethodConfig
+from esforget.train.job import TrainingJob
 
 ALGORITHMS = {"es": ESConfig, "grpo": GRPOMethodConfig}
 
@@ -35,13 +36,14 @@ def training_dtype(spec: dict) -> str:
     return cfg.dtype if isinstance(cfg, ESConfig) else "float32"
 
 
-def train(name: str, spec: dict, **kwargs):
-    """Train with the algorithm of method `name` (see `esforget.train.es.train`, `esforget.train.grpo.train`)."""
+def train(name: str, spec: dict, job: TrainingJob):
+    """Train `job` with the algorithm of method `name` (`esforget.train.es.train`,
+    `esforget.train.grpo.train`), imported only here: each pulls in its own heavy libraries."""
     cfg = method_config(name, spec)
     if isinstance(cfg, ESConfig):
         from esforget.train import es
 
-        return es.train(cfg, **kwargs)
+        return es.train(cfg, job)
     from esforget.train import grpo
 
-    return grpo.train(cfg, **kwargs)
+    return grpo.train(cfg, job)

@@ -5,14 +5,14 @@ Two streams (`ESConfig.noise`):
 
 * `independent` (this project's default): member seeds hashed from (run seed, iteration,
   draw); every parameter tensor draws from a stream of its own.
-* `paper`: what the authors' code drew. Member seeds come from Python's `random` seeded with
+* `authors`: what the authors' code drew. Member seeds come from Python's `random` seeded with
   the run seed, `randint(0, 1_000_000)` per member, iteration after iteration
   (`countdown_run_vllm_template.py`); every tensor of the *vLLM* model draws
   `randn(shape)` from a generator seeded with the member seed (`utils/worker_extn.py`). vLLM
   fuses q/k/v into one `qkv_proj` and gate/up into one `gate_up_proj` (rows concatenated in
   that order) and pads the embedding and LM-head rows to a multiple of 64, so q, k and v
   receive consecutive row blocks of one draw, not three equal draws, and so do gate and up.
-  `paper_layout` rebuilds those fused draws for the Hugging Face tensors; equally shaped fused
+  `authors_layout` rebuilds those fused draws for the Hugging Face tensors; equally shaped fused
   tensors (all layers' qkv_proj, all norms) still get identical noise, as in the authors' run.
 
 Why by hand: the layout of the authors' draws is a property of their code and vLLM, not
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-PAPER_SEED_HIGH = 1_000_000
+AUTHORS_SEED_HIGH = 1_000_000
 """The authors draw each member seed with `random.randint(0, 1_000_000)`."""
 
 VLLM_VOCAB_PADDING = 64
@@ -57,14 +57,14 @@ def member_seed(run_seed: int, iteration: int, draw: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def paper_member_seeds(run_seed: int, iteration: int, count: int) -> list[int]:
+def authors_member_seeds(run_seed: int, iteration: int, count: int) -> list[int]:
     """The authors' member seeds of `iteration` (1-based): `random.seed(run_seed)` once, then
     `count` calls of `randint(0, 1_000_000)` per iteration. Replayed from the start, so a
     resumed run draws what an uninterrupted one does (15,000 calls at iteration 500: µs)."""
     rng = random.Random(run_seed)
     for _ in range((iteration - 1) * count):
-        rng.randint(0, PAPER_SEED_HIGH)
-    return [rng.randint(0, PAPER_SEED_HIGH) for _ in range(count)]
+        rng.randint(0, AUTHORS_SEED_HIGH)
+    return [rng.randint(0, AUTHORS_SEED_HIGH) for _ in range(count)]
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def independent_layout(shapes: list[torch.Size]) -> list[Group]:
     return [Group(j, tuple(shape), (Part(j),)) for j, shape in enumerate(shapes)]
 
 
-def paper_layout(names: list[str], shapes: list[torch.Size]) -> list[Group]:
+def authors_layout(names: list[str], shapes: list[torch.Size]) -> list[Group]:
     """The draws of the authors' vLLM model, mapped back onto the Hugging Face tensors."""
     index = {name: j for j, name in enumerate(names)}
     groups, fused = [], set()
@@ -135,11 +135,11 @@ class Noise:
     """The ε of any member, tensor by tensor, for a fixed list of parameters."""
 
     def __init__(self, names: list[str], params: list[torch.Tensor], mode: str, draw_on_device: bool):
-        if mode not in ("independent", "paper"):
-            raise ValueError(f"noise={mode!r}: expected 'independent' or 'paper'")
+        if mode not in ("independent", "authors"):
+            raise ValueError(f"noise={mode!r}: expected 'independent' or 'authors'")
         shapes = [p.shape for p in params]
         self.mode = mode
-        self.groups = paper_layout(names, shapes) if mode == "paper" else independent_layout(shapes)
+        self.groups = authors_layout(names, shapes) if mode == "authors" else independent_layout(shapes)
         self.params = params
         self.draw_on_device = draw_on_device
 
@@ -151,7 +151,7 @@ class Noise:
     def group_tensors(self, group: Group, seed: int) -> list[tuple[int, torch.Tensor]]:
         """(parameter index, ε) of the parameters one draw of the member's noise covers."""
         first = self.params[group.parts[0].index]
-        stream = seed if self.mode == "paper" else member_seed(seed, 0, group.stream)
+        stream = seed if self.mode == "authors" else member_seed(seed, 0, group.stream)
         if self.draw_on_device:
             eps = draw(group.shape, stream, first.dtype, first.device)
         else:
