@@ -67,6 +67,7 @@ def load(name: str):
 
     from esforget.base import tiny
     from esforget.base.prepare import _smollm2_folder
+    from esforget.base.tiny_config import TinyArchitecture
     from esforget.core.models import load_model, load_tokenizer
 
     if name == "tiny":  # the default profile's model, prompts and reply length
@@ -77,7 +78,7 @@ def load(name: str):
         if built:  # its pretrained base (the newest), if the pipeline has run
             return load_model(built[-1]), load_tokenizer(built[-1]), style, max_new_tokens
         tokenizer = tiny.build_tokenizer()
-        arch = default["models"]["tiny"]["architecture"]
+        arch = TinyArchitecture(**default["models"]["tiny"]["architecture"])
         return tiny.build_model(arch, tokenizer, seed=0).eval(), tokenizer, style, max_new_tokens
     folder = _smollm2_folder()
     gguf = next(iter(sorted(p.name for p in folder.glob("*.gguf"))), None)

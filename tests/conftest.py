@@ -41,10 +41,11 @@ def paper_data() -> Path:
 def micro_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer Llama with the tiny character tokenizer, saved as HF dir."""
     from esforget.base import tiny
+    from esforget.base.tiny_config import TinyArchitecture
     from esforget.core.models import save_model
 
     tokenizer = tiny.build_tokenizer()
-    arch = {"hidden_size": 16, "intermediate_size": 32, "layers": 2, "heads": 2, "max_positions": 128}
+    arch = TinyArchitecture(hidden_size=16, intermediate_size=32, layers=2, heads=2, max_positions=128)
     model = tiny.build_model(arch, tokenizer, seed=0)
     path = tmp_path_factory.mktemp("micro") / "model"
     save_model(model, tokenizer, path)

@@ -32,7 +32,8 @@ def test_shipped_configs_are_valid(path):
     [
         (lambda c: c.update(sedes=[0]), "sedes"),
         (lambda c: c["tasks"]["countdown"].update(scorer="bleu"), "bleu"),
-        (lambda c: c["models"]["tiny"]["pretrain"].update(lr=-1), "-1"),
+        (lambda c: c["tasks"]["countdown"]["source"].update(number_range=[1.5, 12]), r"1\.5"),
+        (lambda c: c["tasks"]["arith"]["source"].update(operand_range=[-3, 9]), "-3"),
         (lambda c: c["methods"]["es"].update(algorithm="ppo"), "ppo"),
     ],
 )
@@ -46,6 +47,28 @@ def test_schema_names_the_bad_key_or_value(config, mutate, message):
     "mutate, message",
     [
         (lambda c: c["methods"]["es"].update(sigmaa=0.1), r"methods\.es: unknown key\(s\) \['sigmaa'\]"),
+        (
+            lambda c: c["methods"]["es"].update(mirrored="false"),
+            r"methods\.es\.mirrored='false': expected bool, got str",
+        ),
+        (lambda c: c["methods"]["grpo"].update(rollouts=4.5), r"methods\.grpo\.rollouts=4\.5: expected int or null"),
+        (lambda c: c["models"]["tiny"]["pretrain"].update(lr=-1), r"models\.tiny\.pretrain: lr=-1, .*lr must be > 0"),
+        (
+            lambda c: c["models"]["tiny"]["pretrain"].update(lr="3e-3"),  # YAML 1.1 reads 3e-3 as a string
+            r"models\.tiny\.pretrain\.lr='3e-3': expected float, got str",
+        ),
+        (
+            lambda c: c["models"]["tiny"]["pretrain"].pop("steps"),
+            r"models\.tiny\.pretrain: missing key\(s\) \['steps'\]",
+        ),
+        (
+            lambda c: c["models"]["tiny"]["architecture"].update(heads=5),
+            r"models\.tiny\.architecture: hidden_size=96 is not divisible by heads=5",
+        ),
+        (
+            lambda c: c["models"]["tiny"]["architecture"].update(width=8),
+            r"models\.tiny\.architecture: unknown key\(s\) \['width'\]",
+        ),
         (lambda c: c["methods"]["es"].update(mirrored=True, population_size=7), "got 7"),
         (lambda c: c["runs"].update(tasks=["arith"]), "'arith'.*not 'new'"),
         (lambda c: c["evaluation"].update(tasks=["hellaswag"]), r"evaluation\.tasks names \['hellaswag'\]"),

@@ -184,10 +184,8 @@ def test_a_dry_run_plans_every_run_of_the_study_and_nothing_of_the_default(tmp_p
     )
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = dict(
-        line.split()[:2]
-        for line in plan.stdout.splitlines()
-        if line.split()[:1] in (["train_es"], ["train_grpo"], ["prepare_data"])
+        line.split()[:2] for line in plan.stdout.splitlines() if line.split()[:1] in (["train"], ["prepare_data"])
     )
-    # 2 models × 4 tasks × 1 seed per method; data for 4 new tasks, HellaSwag and MMLU
-    assert counts == {"train_es": "8", "train_grpo": "8", "prepare_data": "6"}
+    # 2 models × 2 methods × 4 tasks × 1 seed; data for 4 new tasks, HellaSwag and MMLU
+    assert counts == {"train": "16", "prepare_data": "6"}
     assert "tiny" not in plan.stdout and "arith" not in plan.stdout

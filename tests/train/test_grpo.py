@@ -68,6 +68,7 @@ def data_dir(tmp_path_factory):
     GRPO task keeps those prompts with option 2 always the right one, a rule the model can
     pick up in a few steps from rewards alone; sampled, it is right about a quarter of the time."""
     from esforget.base import tiny
+    from esforget.base.tiny_config import PretrainConfig, TinyArchitecture
     from esforget.core.models import save_model
 
     root = tmp_path_factory.mktemp("grpo")
@@ -86,7 +87,7 @@ def data_dir(tmp_path_factory):
             "lazy_share": 0.0,
             "eval_batch_size": 64,
             "min_prior_accuracy": 0.0,
-            "extra_steps": 0,
+            "extra_steps": 1,
             "max_extra_rounds": 0,
             "new_accuracy_range": [0, 1],
         },
@@ -98,7 +99,8 @@ def data_dir(tmp_path_factory):
         "train": data["train"],
         "validation": data["validation"],
     }
-    model, tokenizer, _ = tiny.pretrain(spec, {"arith": task}, seed=0)
+    arch, pretrain = TinyArchitecture(**spec["architecture"]), PretrainConfig(**spec["pretrain"])
+    model, tokenizer, _ = tiny.pretrain(arch, pretrain, {"arith": task}, seed=0)
     save_model(model, tokenizer, root / "base")
     return root
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from esforget.config.load import load
 from esforget.core import layout
-from esforget.versioning import pending_jobs
 from tests.workflow.e2e import copy_e2e_workflow
 from tests.workflow.slurm_cluster import Cluster, missing_binaries
 
@@ -51,31 +51,70 @@ def snakemake(cluster: Cluster, root: Path, *args: str) -> subprocess.CompletedP
     )
 
 
-def submitted(output: str) -> dict[str, str]:
-    """SLURM job id → rule, from Snakemake's "submitted with SLURM jobid N (log: …/rule_R/…)" lines."""
-    return dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", output))
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/(\S*)/\d+\.log\)")
+
+
+def submitted(output: str) -> dict[str, tuple[str, str]]:
+    """SLURM job id → (rule, wildcards), from Snakemake's "submitted with SLURM jobid N (log:
+    …/rule_R/W/N.log)" lines, W being the job's wildcard values joined by "_"."""
+    return {job: (rule, wildcards) for job, rule, wildcards in SUBMITTED.findall(output)}
+
+
+def expected_jobs(config_path: Path) -> Counter:
+    """The jobs a config's whole DAG runs, by rule, counted from the config itself: one data job
+    per task, one base and its evaluation per model, and per run (model × method × new task ×
+    seed) its training, evaluation and weight analysis; one report."""
+    config = yaml.safe_load(config_path.read_text())
+    runs = config["runs"]
+    count = len(runs["models"]) * len(runs["methods"]) * len(runs["tasks"]) * len(config["seeds"])
+    per_model = len(runs["models"])
+    return Counter(
+        prepare_data=len(config["tasks"]),
+        prepare_base_model=per_model,
+        evaluate_base=per_model,
+        train=count,
+        evaluate_retention=count,
+        analyze_weights=count,
+        render_report=1,
+    )
+
+
+def declared_threads(rule: str, wildcards: str, config: dict) -> int:
+    """The threads the config gives a job: by its rule, and a training job's by its method's
+    algorithm (wildcards `<model id>_<method>_<task id>_<seed>`)."""
+    threads = config["threads"]
+    if rule == "train":
+        method = re.fullmatch(r"[^_]+-[0-9a-f]{8}_(.+)_[^_]+-[0-9a-f]{8}_\d+", wildcards).group(1)
+        return threads[f"train_{config['methods'][method]['algorithm']}"]
+    by_rule = {"prepare_base_model": "pretrain", "evaluate_base": "evaluate", "evaluate_retention": "evaluate"}
+    return threads[by_rule[rule]] if rule in by_rule else 1
 
 
 def test_the_e2e_dag_runs_as_slurm_jobs_with_the_resources_its_rules_declare(cluster, tmp_path):
     root = copy_e2e_workflow(tmp_path)
-    expected = Counter(pending_jobs(root, ("config/config.yaml",)))  # the jobs by rule, as Snakemake plans them
+    config = yaml.safe_load((root / "config" / "config.yaml").read_text())
     done = snakemake(cluster, root)
     assert done.returncode == 0, done.stderr[-4000:]
     assert (root / "results/report/report.html").exists()
 
     jobs = submitted(done.stdout + done.stderr)
-    assert Counter(jobs.values()) == expected  # every job but the local target `all` went to SLURM
+    # every job but the local target `all` went to SLURM
+    assert Counter(rule for rule, _ in jobs.values()) == expected_jobs(root / "config" / "config.yaml")
     finished = {job["JobId"]: job for job in cluster.completed_jobs()}
     assert {job_id: finished[job_id]["JobState"] for job_id in jobs} == dict.fromkeys(jobs, "COMPLETED")
     # what the rules declare reached the scheduler: threads as CPUs, the model's memory, no GPU
-    e2e_threads = {"train_es": 2, "train_grpo": 1, "evaluate_retention": 1, "prepare_base_model": 1}
-    for job_id, rule in jobs.items():
+    for job_id, (rule, wildcards) in jobs.items():
         tres = finished[job_id]["Tres"]
-        assert f"cpu={e2e_threads.get(rule, 1)}," in tres and "mem=4000M" in tres and "gres" not in tres, (rule, tres)
+        cpus = declared_threads(rule, wildcards, config)
+        assert f"cpu={cpus}," in tres and "mem=4000M" in tres and "gres" not in tres, (rule, wildcards, tres)
+    assert {finished[j]["Tres"].split(",")[0] for j, (rule, _) in jobs.items() if rule == "train"} == {
+        "cpu=1",
+        "cpu=2",
+    }  # ES's 2 threads and GRPO's 1, from one rule
     # ES with 2 threads ran its 2 processes inside its job; SLURM's own job logs are kept
-    es_logs = sorted((root / ".snakemake/slurm_logs/rule_train_es").rglob("*.log"))
-    assert len(es_logs) == expected["train_es"]
-    assert all("Finished job" in log.read_text() for log in es_logs)
+    es_logs = sorted((root / ".snakemake/slurm_logs/rule_train").glob("micro-*_es_countdown-*/*.log"))
+    assert len(es_logs) == 1
+    assert all("Finished job" in log.read_text() for log in (root / ".snakemake/slurm_logs").rglob("*.log"))
     train_log = next((root / "logs").glob("micro-*/es/countdown-*/seed0/train.log")).read_text()
     assert "training in 2 processes under torch.distributed.run" in train_log, train_log[-2000:]
 
@@ -90,7 +129,7 @@ def test_a_failing_job_fails_the_run_promptly_and_leaves_nothing_queued(cluster,
     assert done.returncode != 0
     jobs = submitted(done.stdout + done.stderr)
     failed = [job for job in cluster.completed_jobs() if job["JobState"] == "FAILED" and job["JobId"] in jobs]
-    assert [jobs[job["JobId"]] for job in failed] == ["prepare_base_model"]
+    assert [jobs[job["JobId"]][0] for job in failed] == ["prepare_base_model"]
     # SLURM writes local times, to the second
     took = ended - datetime.datetime.fromisoformat(failed[0]["EndTime"]).timestamp()
     assert took < 60, f"the run ended {took:.0f} s after its failed job"  # measured: 27 s (2 s to notice)

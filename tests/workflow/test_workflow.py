@@ -174,7 +174,7 @@ def test_a_line_of_evaluation_code_reruns_evaluation_and_what_follows_only(workd
     package = Path(shutil.copytree(Path(esforget.__file__).parent, tmp_path / "src" / "esforget"))
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
     assert planned_jobs(workdir, env) == {}
-    with open(package / "evaluate.py", "a") as handle:
+    with open(package / "evaluate" / "retention.py", "a") as handle:
         handle.write("\n# one more line\n")
     assert planned_jobs(workdir, env) == {"evaluate_base": 1, "evaluate_retention": 3, "render_report": 1}
 
@@ -189,14 +189,13 @@ EVERYTHING = {
     "prepare_data": 2,
     "prepare_base_model": 1,
     "evaluate_base": 1,
-    "train_es": 2,
-    "train_grpo": 1,
+    "train": 3,
     "evaluate_retention": 3,
     "analyze_weights": 3,
     "render_report": 1,
 }
-NEW_SEED = {"train_es": 2, "train_grpo": 1, "evaluate_retention": 3, "analyze_weights": 3, "render_report": 1}
-ONE_ES_RUN = {"train_es": 1, "evaluate_retention": 1, "analyze_weights": 1, "render_report": 1}
+NEW_SEED = {"train": 3, "evaluate_retention": 3, "analyze_weights": 3, "render_report": 1}
+ONE_ES_RUN = {"train": 1, "evaluate_retention": 1, "analyze_weights": 1, "render_report": 1}
 EVALUATION = {"evaluate_base": 1, "evaluate_retention": 3, "render_report": 1}
 
 

@@ -27,12 +27,16 @@ def prepare(
     torch.set_num_threads(threads)
     if spec["kind"] == "tiny":
         from esforget.base import tiny
+        from esforget.base.tiny_config import PretrainConfig, TinyArchitecture
+        from esforget.core.typed_settings import typed
 
         tasks = {
             name: {**t, "train": read_parquet(t["train"]), "validation": read_parquet(t["validation"])}
             for name, t in task_data.items()
         }
-        model, tokenizer, history = tiny.pretrain(spec, tasks, seed)
+        arch = typed(TinyArchitecture, spec["architecture"], "architecture")
+        cfg = typed(PretrainConfig, spec["pretrain"], "pretrain")
+        model, tokenizer, history = tiny.pretrain(arch, cfg, tasks, seed)
         history = pl.DataFrame(history)
     else:
         model, tokenizer = _load_external(spec)

@@ -20,6 +20,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_token
 from tqdm import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from esforget.base.tiny_config import PretrainConfig, TinyArchitecture
 from esforget.core.models import chat_prompt_ids
 from esforget.decoding.greedy_scorer import GreedyScorer
 from esforget.tasks import countdown
@@ -57,16 +58,16 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def build_model(arch: dict, tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:
+def build_model(arch: TinyArchitecture, tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=arch["hidden_size"],
-        intermediate_size=arch["intermediate_size"],
-        num_hidden_layers=arch["layers"],
-        num_attention_heads=arch["heads"],
-        num_key_value_heads=arch["heads"],
-        max_position_embeddings=arch["max_positions"],
+        hidden_size=arch.hidden_size,
+        intermediate_size=arch.intermediate_size,
+        num_hidden_layers=arch.layers,
+        num_attention_heads=arch.heads,
+        num_key_value_heads=arch.heads,
+        max_position_embeddings=arch.max_positions,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -133,7 +134,7 @@ def train_steps(
 
 
 def pretrain(
-    spec: dict, tasks: dict[str, dict], seed: int
+    arch: TinyArchitecture, cfg: PretrainConfig, tasks: dict[str, dict], seed: int
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, list[dict]]:
     """Build and pretrain the tiny model; check the base and keep training while it falls short.
 
@@ -141,15 +142,14 @@ def pretrain(
     the splits as frames. Returns the model, its tokenizer and one record per training round.
     """
     tokenizer = build_tokenizer()
-    model = build_model(spec["architecture"], tokenizer, seed)
-    cfg = spec["pretrain"]
+    model = build_model(arch, tokenizer, seed)
     rng = random.Random(seed)
     roles = [task["role"] for task in tasks.values()]
     # Tokenise every prompt and reply once; batches are then assembled from ids.
     encode = lambda texts: tokenizer(texts, add_special_tokens=False)["input_ids"]  # noqa: E731
     pools = []  # (prompt ids, canonical reply ids, lazy reply ids or None, sampling weight)
     for task in tasks.values():
-        share = cfg["new_task_share"] if task["role"] == "new" else 1 - cfg["new_task_share"]
+        share = cfg.new_task_share if task["role"] == "new" else 1 - cfg.new_task_share
         canonical, lazy = reply_choices(task["scorer"], task["train"])
         prompts = chat_prompt_ids(tokenizer, task["train"]["prompt"].to_list())
         lazy_ids = encode(lazy) if lazy is not None else None
@@ -160,7 +160,7 @@ def pretrain(
             task["validation"],
             task["scorer"],
             task["max_new_tokens"],
-            cfg["eval_batch_size"],
+            cfg.eval_batch_size,
             stop_strings=task.get("stop_strings", ()),
         )
         for name, task in tasks.items()
@@ -171,24 +171,24 @@ def pretrain(
         batches = []
         for _ in range(steps):
             examples = []  # (prompt + reply + EOS ids, index where the reply starts)
-            for _ in range(cfg["batch_size"]):
+            for _ in range(cfg.batch_size):
                 prompts, canonical, lazy, _ = rng.choices(pools, weights)[0]
                 i = rng.randrange(len(prompts))
-                reply = lazy[i] if lazy is not None and rng.random() < cfg["lazy_share"] else canonical[i]
+                reply = lazy[i] if lazy is not None and rng.random() < cfg.lazy_share else canonical[i]
                 examples.append((prompts[i] + reply + [tokenizer.eos_token_id], len(prompts[i])))
             batches.append(examples)
         return batches
 
-    history, steps = [], cfg["steps"]
-    for round_ in range(cfg["max_extra_rounds"] + 1):
+    history, steps = [], cfg.steps
+    for round_ in range(cfg.max_extra_rounds + 1):
         started = time.perf_counter()
         losses = train_steps(
             model,
             sample_batches(steps),
-            cfg["lr"],
-            cfg["final_lr"],
+            cfg.lr,
+            cfg.final_lr,
             tokenizer.pad_token_id,
-            cfg["answer_weight"],
+            cfg.answer_weight,
             f"pretrain round {round_}",
         )
         accuracy = {name: check(model).accuracy for name, check in checks.items()}
@@ -201,29 +201,29 @@ def pretrain(
         }
         history.append(record)
         log.info("pretraining round %d: %s", round_, record)
-        prior_ok = all(accuracy[n] >= cfg["min_prior_accuracy"] for n, t in tasks.items() if t["role"] == "prior")
+        prior_ok = all(accuracy[n] >= cfg.min_prior_accuracy for n, t in tasks.items() if t["role"] == "prior")
         if prior_ok:
             break
-        steps = cfg["extra_steps"]
+        steps = cfg.extra_steps
     _check_base(history[-1], tasks, cfg)
     return model, tokenizer, history
 
 
-def _check_base(record: dict, tasks: dict, cfg: dict) -> None:
+def _check_base(record: dict, tasks: dict, cfg: PretrainConfig) -> None:
     """Fail loudly if the base cannot support the study (no prior skill, or nothing to learn)."""
     for name, task in tasks.items():
         acc = record[f"val/{name}"]
-        if task["role"] == "prior" and acc < cfg["min_prior_accuracy"]:
+        if task["role"] == "prior" and acc < cfg.min_prior_accuracy:
             raise RuntimeError(
                 f"tiny base scores {acc:.3f} on prior task {name!r} after pretraining, below "
                 f"pretrain.min_prior_accuracy={cfg['min_prior_accuracy']}; raise pretrain.steps"
             )
-        low, high = cfg["new_accuracy_range"]
+        low, high = cfg.new_accuracy_range
         if task["role"] == "new" and not low <= acc <= high:
             log.warning(
                 "tiny base scores %.3f on new task %r, outside pretrain.new_accuracy_range=%s; "
                 "RL may have nothing to build on (too low) or little to gain (too high)",
                 acc,
                 name,
-                cfg["new_accuracy_range"],
+                cfg.new_accuracy_range,
             )

@@ -1,15 +1,19 @@
 """Cross-field checks of a workflow config, run before any job starts.
 
 The JSON schema (workflow/schemas/config.schema.yaml) checks each key's type and range; this
-checks what a schema cannot: names that must refer to each other, method keys against the
-trainers' typed configs, input files that must exist. Messages quote the offending values.
+checks what a schema cannot: names that must refer to each other, the sections declared as typed
+dataclasses (each method against its trainer's config, a tiny model's `architecture` and
+`pretrain`; `esforget.core.typed_settings`), input files that must exist. Messages quote the
+offending values.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from esforget.base.tiny_config import PretrainConfig, TinyArchitecture
 from esforget.config.runs import method_for_run
+from esforget.core.typed_settings import typed
 from esforget.train.methods import method_config
 
 
@@ -70,12 +74,8 @@ def check(config: dict) -> None:
                 raise ValueError(f"tasks.{name}.source.{key}={source[key]}: the low end exceeds the high end")
     for name, spec in config["models"].items():
         if spec["kind"] == "tiny":
-            arch = spec["architecture"]
-            if arch["hidden_size"] % arch["heads"]:
-                raise ValueError(
-                    f"models.{name}.architecture: hidden_size={arch['hidden_size']} "
-                    f"is not divisible by heads={arch['heads']}"
-                )
+            typed(TinyArchitecture, spec["architecture"], f"models.{name}.architecture")
+            typed(PretrainConfig, spec["pretrain"], f"models.{name}.pretrain")
 
 
 def _subset(key: str, names: list[str], defined: dict) -> None:

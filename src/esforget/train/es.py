@@ -53,7 +53,7 @@ from esforget.train.distributed import Group
 from esforget.train.es_config import ESConfig
 from esforget.train.job import TrainingJob
 from esforget.train.member_batch import MemberStack
-from esforget.train.noise import Noise, member_seed, authors_member_seeds
+from esforget.train.noise import Noise, authors_member_seeds, member_seed
 
 log = logging.getLogger(__name__)
 

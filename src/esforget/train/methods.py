@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+from esforget.core.typed_settings import typed
 from esforget.train.es_config import ESConfig
 from esforget.train.grpo_config import GRPOMethodConfig
 from esforget.train.job import TrainingJob
@@ -12,21 +11,12 @@ ALGORITHMS = {"es": ESConfig, "grpo": GRPOMethodConfig}
 
 
 def method_config(name: str, spec: dict) -> ESConfig | GRPOMethodConfig:
-    """Build the trainer config of method `name`; unknown keys and bad values name the method."""
+    """The trainer config of method `name` (its algorithm's typed config); unknown keys, values
+    of the wrong type and bad values name the method and the key (`esforget.core.typed_settings`)."""
     algorithm = spec.get("algorithm")
     if algorithm not in ALGORITHMS:
         raise ValueError(f"methods.{name}.algorithm={algorithm!r}: expected one of {sorted(ALGORITHMS)}")
-    cls = ALGORITHMS[algorithm]
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(spec) - known)
-    if unknown:
-        raise ValueError(
-            f"methods.{name}: unknown key(s) {unknown} for algorithm {algorithm!r}; known: {sorted(known)}"
-        )
-    try:
-        return cls(**spec)
-    except ValueError as err:
-        raise ValueError(f"methods.{name}: {err}") from None
+    return typed(ALGORITHMS[algorithm], spec, f"methods.{name}")
 
 
 def training_dtype(spec: dict) -> str:
