@@ -1,4 +1,4 @@
-"""config/paper.yaml holds the study's exact settings (PAPER.md), validates, and plans the
+"""config/paper.yaml holds the study's exact settings (docs/study.md), validates, and plans the
 study's DAG on its own, without the default profile's tiny model or tasks mixed into it."""
 
 import copy
@@ -59,7 +59,7 @@ def test_models_tasks_and_probe_are_the_studys(paper):
 
 
 # The authors' settings, copied from their scripts (not from our config).
-# ES: countdown_run_vllm_template.py and its README command line.
+# ES: countdown_run_vllm_template.py and the command line of the authors' README.
 AUTHORS_ES = {
     "population_size": 30,
     "sigma": 0.001,
@@ -99,7 +99,7 @@ AUTHORS_GRPO_COMMON = {
     "test_freq": 10,
     "loss_agg_mode": "token-mean",
 }
-# Where the profile departs from them, as the README's table of differences says:
+# Where the profile departs from them, as docs/paper_profile.md's table of differences says:
 # 32-prompt mini-batches → 25 (TRL needs whole splits; 25 is nearest in update count), and
 # micro-batches of 4 → 5 (4 does not divide 25 × 30 sequences).
 DOCUMENTED = {"prompts_per_minibatch": {32: 25}, "micro_batch_size": {4: 5}}

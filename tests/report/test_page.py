@@ -1,4 +1,4 @@
-"""The report: its tables read every run the way the README says (the peak checkpoint from the
+"""The report: its tables read every run the way docs/outputs.md says (the peak checkpoint from the
 training metrics, never from the split reported), its figures draw those tables, and its page
 holds every figure, table, finding and what made them."""
 

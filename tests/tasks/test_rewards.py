@@ -1,4 +1,4 @@
-"""Rewards, as PAPER.md defines them, on hand-made replies and on every row of the paper's splits."""
+"""Rewards, as the authors define them (docs/study.md), on hand-made replies and on every row of the paper's splits."""
 
 import json
 import re

@@ -1,5 +1,5 @@
 """The cluster profile as shipped, on a real single-node SLURM the tests start themselves
-(tests/slurm_cluster.py): the e2e DAG runs job by job through `--profile profiles/slurm`, every
+(tests/workflow/slurm_cluster.py): the e2e DAG runs job by job through `--profile profiles/slurm`, every
 job is seen from SLURM's side, and a failing job ends the run promptly with nothing left queued."""
 
 import datetime

@@ -1,7 +1,7 @@
 """Multiple-choice tasks asked generatively, as the authors probe HellaSwag.
 
 The options are listed `1) … 4)`, the model is told to answer with the number, and the first
-digit 1–4 in its reply is its choice (PAPER.md). The procedural prior task of the default
+digit 1–4 in its reply is its choice (docs/study.md). The procedural prior task of the default
 profile (`arith_choice`: "Which is 7+8?") uses the same format and scorer.
 """
 

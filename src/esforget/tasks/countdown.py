@@ -1,6 +1,6 @@
 """Countdown: combine the given numbers with + - * / to reach a target.
 
-Reward exactly as the authors define it (PAPER.md): `0.1 × format + answer`, with `format`
+Reward exactly as the authors define it (docs/study.md): `0.1 × format + answer`, with `format`
 checked on the reply with `<think>` prepended (the prompt ends inside a think block) and
 `answer` checked on the last `<answer>…</answer>` block. Only the authors' `eval` is
 replaced, by `esforget.tasks.safe_arith.safe_eval`.

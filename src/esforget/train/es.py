@@ -1,4 +1,4 @@
-"""Evolution Strategies fine-tuning, as the authors ran it (PAPER.md), written to be read
+"""Evolution Strategies fine-tuning, as the authors ran it (docs/study.md), written to be read
 top to bottom.
 
 Why by hand: no maintained library implements ES for LLM fine-tuning with regenerated noise
@@ -27,7 +27,7 @@ Two numerics (`ESConfig.numerics`) decide what that arithmetic rounds:
 Two levers change only the time an iteration takes (the tests find the same fitnesses and
 weights bit for bit on CPU, under both numerics): `members_per_forward` decodes K members in
 one batched forward (`esforget.train.member_batch`), and `draft_replies` has each member verify θ's
-own greedy reply in one pass before decoding on (`esforget.decoding.generation`). README: "ES throughput".
+own greedy reply in one pass before decoding on (`esforget.decoding.generation`; docs/es_throughput.md).
 """
 
 from __future__ import annotations

@@ -13,13 +13,13 @@ class ESConfig:
     """Hyper-parameters of one ES method (`config.methods.<name>` with `algorithm: es`)."""
 
     iterations: int = 500
-    """Number of ES updates (PAPER.md: 500)."""
+    """Number of ES updates (the authors: 500)."""
     population_size: int = 30
-    """N, perturbed models scored per iteration (PAPER.md: 30). Even when `mirrored`."""
+    """N, perturbed models scored per iteration (the authors: 30). Even when `mirrored`."""
     sigma: float = 1e-3
-    """σ, standard deviation of the parameter noise (PAPER.md: 1e-3)."""
+    """σ, standard deviation of the parameter noise (the authors: 1e-3)."""
     alpha: float = 5e-4
-    """α, learning rate of the update θ += (α/N) Σ zᵢ εᵢ (PAPER.md: 5e-4)."""
+    """α, learning rate of the update θ += (α/N) Σ zᵢ εᵢ (the authors: 5e-4)."""
     fitness_shaping: str = "zscore"
     """`zscore` (the authors') or `rank` (centred ranks in [-0.5, 0.5])."""
     mirrored: bool = False
@@ -29,9 +29,9 @@ class ESConfig:
     (member seeds from Python's `random`, every tensor of their vLLM model seeded with the
     member seed, q/k/v and gate/up fused; see `esforget.train.noise`)."""
     prompts_per_iteration: int | None = None
-    """Fresh random batch of k training prompts each iteration; null = the full set (paper)."""
+    """Fresh random batch of k training prompts each iteration; null = the full set (the authors)."""
     dtype: str = "float32"
-    """Precision of the weights being perturbed: float32, bfloat16 or float16 (paper: fp16)."""
+    """Precision of the weights being perturbed: float32, bfloat16 or float16 (the authors: fp16)."""
     numerics: str = "master"
     """`master`: θ is a separate fp32 master copy; restores are exact, updates accumulate in
     fp32 whatever `dtype`, runs are bit-identical across process counts and resumes; costs one
@@ -46,9 +46,9 @@ class ESConfig:
     `drift/*`). Costs host memory: a copy of θ in its dtype and the summed drift in fp32; False
     keeps the authors' footprint (one model and one noise tensor) and logs no drift."""
     checkpoint_every: int = 50
-    """Save a checkpoint every k iterations (and at the end). PAPER.md: 50."""
+    """Save a checkpoint every k iterations (and at the end). The authors: 50."""
     validate_every: int = 10
-    """Greedy validation accuracy every m iterations. PAPER.md: 10."""
+    """Greedy validation accuracy every m iterations. The authors: 10."""
     validation_size: int | None = None
     """Validation items scored at each validation; null = the whole split."""
     generation_batch_size: int = 64
@@ -58,7 +58,7 @@ class ESConfig:
     is K × prompts rows, and memory holds K more copies of the model. Replies equal those of
     K = 1 up to floating-point ties. Pays where a decode step is overhead-bound (a small model
     on CPU, eager decoding on a GPU); not on a large model on CPU, where each member still
-    reads its own weights (README: ES throughput). The paper: 1 (one member per vLLM call)."""
+    reads its own weights (docs/es_throughput.md). The authors: 1 (one member per vLLM call)."""
     draft_replies: bool = False
     """Verify each member's reply against the unperturbed model's greedy reply in one
     teacher-forced pass and decode on only after the first disagreement

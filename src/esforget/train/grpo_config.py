@@ -11,24 +11,24 @@ from esforget.core.models import DTYPES
 @dataclass
 class GRPOMethodConfig:
     """Hyper-parameters of one GRPO method (`config.methods.<name>` with `algorithm: grpo`).
-    Defaults are the paper's VeRL run (PAPER.md; the Countdown scripts) where TRL can express
+    Defaults are the authors' VeRL run (docs/study.md; their Countdown scripts) where TRL can express
     it; docs/grpo_mapping.md maps every field. Settings that differ per (model, task), as the
     authors' GSM8K scripts do, are set with `runs.overrides`."""
 
     epochs: int = 500
-    """Passes over the (length-filtered) training prompts, VeRL's `total_epochs` (PAPER.md:
+    """Passes over the (length-filtered) training prompts, VeRL's `total_epochs` (the authors:
     500): rollouts = epochs × ⌊prompts ÷ prompts_per_rollout⌋. Ignored when `rollouts` is set."""
     rollouts: int | None = None
     """Rollouts to train for (VeRL "steps"), instead of `epochs`."""
     prompts_per_rollout: int = 200
-    """Distinct prompts sampled per rollout, VeRL's `train_batch_size` (PAPER.md: 200)."""
+    """Distinct prompts sampled per rollout, VeRL's `train_batch_size` (the authors: 200)."""
     prompts_per_minibatch: int = 25
     """Prompts per optimizer step, VeRL's `ppo_mini_batch_size`; must divide
     `prompts_per_rollout`. The paper's 32 makes VeRL split 200 prompts into 6 × 32 + 8 (7 steps,
     the last one's gradient scaled by 8/32), which TRL cannot; 25 (8 equal steps: 4,000 updates
     over 500 rollouts against VeRL's 3,500) is the divisor nearest in update count."""
     num_generations: int = 30
-    """Sampled replies per prompt, the group of GRPO's advantage (PAPER.md: 30)."""
+    """Sampled replies per prompt, the group of GRPO's advantage (the authors: 30)."""
     micro_batch_size: int = 5
     """Sequences per forward/backward pass on one device, VeRL's
     `ppo_micro_batch_size_per_gpu`. With `loss_type: bnpo` it also decides the loss: tokens are
@@ -37,19 +37,19 @@ class GRPOMethodConfig:
     max_prompt_length: int | None = 512
     """Prompts longer than this many tokens (chat template applied) are dropped before training,
     as VeRL's `filter_overlong_prompts`; the number dropped is logged. null keeps all.
-    PAPER.md's Countdown: 512."""
+    The authors' Countdown: 512."""
     learning_rate: float = 1e-6
-    """Constant learning rate, no warm-up (PAPER.md: 1e-6)."""
+    """Constant learning rate, no warm-up (the authors: 1e-6)."""
     weight_decay: float = 0.01
     """AdamW weight decay (VeRL's actor default; the Trainer's own default is 0)."""
     decay_all_parameters: bool = True
     """Decay every parameter, as VeRL's AdamW does; False exempts biases and norm weights, the
     Hugging Face Trainer's convention."""
     beta: float = 0.001
-    """KL coefficient against the base model, k3 estimator (PAPER.md: 0.001; 0 loads no
+    """KL coefficient against the base model, k3 estimator (the authors: 0.001; 0 loads no
     reference model)."""
     epsilon: float = 0.2
-    """PPO clip range (PAPER.md: 0.2)."""
+    """PPO clip range (the authors: 0.2)."""
     dual_clip: float | None = 3.0
     """Dual-clip bound c for negative advantages, VeRL's `clip_ratio_c` (default 3): the ratio
     of the unclipped term is capped at c (TRL's `delta`, equal to VeRL's dual clip). null: off."""
@@ -58,11 +58,11 @@ class GRPOMethodConfig:
     over the tokens of each micro-batch, averaged over the micro-batches of the step; `dapo`
     normalises by the tokens of the whole mini-batch instead; see docs/grpo_mapping.md."""
     temperature: float = 1.0
-    """Rollout sampling temperature (PAPER.md: 1.0); top-p 1 and top-k off, as in VeRL."""
+    """Rollout sampling temperature (the authors: 1.0); top-p 1 and top-k off, as in VeRL."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm (VeRL's default)."""
     checkpoint_every: int = 30
-    """Save a checkpoint (and the resumable state) every k rollouts and at the end. PAPER.md: 30."""
+    """Save a checkpoint (and the resumable state) every k rollouts and at the end. The authors: 30."""
     checkpoint_dtype: str = "float32"
     """Precision the published checkpoints are stored in: training keeps an fp32 master either
     way, and the resumable state stays fp32. VeRL's HF checkpoints, which the authors' sparsity
@@ -71,7 +71,7 @@ class GRPOMethodConfig:
     """Also store the fp32 master beside each checkpoint (`<checkpoint>/master/`), so that the
     weight analysis can compare ΔW before and after storage rounding."""
     validate_every: int = 10
-    """Greedy validation accuracy every m rollouts. PAPER.md: 10."""
+    """Greedy validation accuracy every m rollouts. The authors: 10."""
     validation_size: int | None = None
     """Validation items scored each time; null = the whole split."""
     validation_batch_size: int = 64

@@ -105,7 +105,7 @@ fewer page faults and TLB misses); glibc serves blocks below 32 MiB from its hea
 mapping them afresh (`MALLOC_MMAP_THRESHOLD_`, otherwise adjusted as the run goes) and keeps up
 to 1 GiB of freed heap for the next step instead of handing it back (`MALLOC_TRIM_THRESHOLD_`),
 so a step reuses warm pages instead of faulting in new ones. Together 6 % off a K = 20
-iteration of the default, 11 % with drafts (README: ES throughput). Other allocators ignore
+iteration of the default, 11 % with drafts (docs/results/es_throughput.md). Other allocators ignore
 the glibc ones; nothing changes on GPU tensors."""
 
 

@@ -9,7 +9,7 @@ masks, the KV cache) has no weights and runs unchanged on the K × B rows. So on
 costs one forward of K × B rows instead of K forwards of B rows: on a small model, where a
 step is mostly Python and dispatch overhead, that overhead is divided by K; on a GPU, so is
 the number of kernel launches. On a large model on CPU it buys nothing, because every member
-still reads its own weights (see the README's benchmark).
+still reads its own weights (docs/es_throughput.md).
 
 Why by hand: `torch.func.functional_call` under `vmap` cannot carry Hugging Face's KV cache (a
 Python object updated in place from one call to the next) nor its mask construction
