@@ -92,16 +92,10 @@ def load(name: str):
 
 
 def prompts(style: str, count: int):
+    """`count` Countdown puzzles of the default profile's task, asked in `style`."""
     from esforget.data.sources import build_splits
 
-    source = {
-        "kind": "countdown_generator",
-        "count": 3,
-        "number_range": [1, 12],
-        "ops": ["+", "-"],
-        "target_range": [1, 100],
-        "prompt_style": style,
-    }
+    source = {**yaml.safe_load(DEFAULT_CONFIG.read_text())["tasks"]["countdown"]["source"], "prompt_style": style}
     return build_splits(source, {"train": count, "validation": 1, "test": 1}, seed=0)["train"]
 
 

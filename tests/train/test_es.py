@@ -255,24 +255,29 @@ def test_the_smallest_valid_values_are_accepted():
     assert len(es.draws(cfg, run_seed=0, iteration=1)) == 2  # a population of two: shaping needs no more
 
 
+THREE_ITERATIONS = {
+    "iterations": 3,
+    "sigma": 0.5,  # large enough that the random micro model's members reply differently
+    "alpha": 0.05,
+    "checkpoint_every": 3,
+    "validate_every": 3,
+    "prompts_per_iteration": 8,
+}
+
+
+def micro_job(base_dir, data: dict, out_dir) -> TrainingJob:
+    """Countdown replies of up to 8 tokens from the micro model, seed 1."""
+    return TrainingJob(base_dir, data["train"], data["validation"], "countdown", 8, seed=1, out_dir=out_dir)
+
+
 def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_path):
     from esforget.data.sources import build_splits
 
     data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 8, "test": 8}, seed=0)
-    cfg = es.ESConfig(
-        iterations=3,
-        population_size=4,
-        sigma=0.5,
-        alpha=0.05,
-        checkpoint_every=3,
-        validate_every=3,
-        prompts_per_iteration=8,
-    )
+    cfg = es.ESConfig(population_size=4, **THREE_ITERATIONS)
     runs = []
     for name in ("a", "b"):
-        metrics = es.train(
-            cfg, TrainingJob(micro_model_dir, data["train"], data["validation"], "countdown", 8, 1, tmp_path / name)
-        )
+        metrics = es.train(cfg, micro_job(micro_model_dir, data, tmp_path / name))
         runs.append((metrics, load_model(tmp_path / name / "checkpoints" / "step000003")))
     (m1, model1), (m2, model2) = runs
     assert m1.drop("perf/seconds").equals(m2.drop("perf/seconds"))
@@ -332,21 +337,8 @@ def test_members_per_forward_and_verified_drafts_change_no_fitness_and_no_weight
     }
     runs = {}
     for name, lever in levers.items():
-        cfg = es.ESConfig(
-            iterations=3,
-            population_size=6,
-            sigma=0.5,
-            alpha=0.05,
-            checkpoint_every=3,
-            validate_every=3,
-            prompts_per_iteration=8,
-            numerics=numerics,
-            dtype=dtype,
-            **lever,
-        )
-        metrics = es.train(
-            cfg, TrainingJob(micro_model_dir, data["train"], data["validation"], "countdown", 8, 1, tmp_path / name)
-        )
+        cfg = es.ESConfig(population_size=6, numerics=numerics, dtype=dtype, **THREE_ITERATIONS, **lever)
+        metrics = es.train(cfg, micro_job(micro_model_dir, data, tmp_path / name))
         weights = [p.detach() for p in load_model(tmp_path / name / "checkpoints" / "step000003", dtype).parameters()]
         runs[name] = (metrics.drop("perf/seconds"), weights)
     one_metrics, one_weights = runs.pop("one")

@@ -22,6 +22,7 @@ from esforget.data.sources import build_splits
 from esforget.decoding.greedy_scorer import GreedyScorer
 from esforget.train import launch
 from tests.shared import MICRO_COUNTDOWN
+from tests.train.specs import launch_spec
 
 # σ is not a power of two, so σ·ε rounds (as 1e-3 does in the paper) and the order of roundings shows.
 ITERATIONS, POPULATION, SIGMA, ALPHA, SEED = 2, 4, 0.3, 0.05, 33
@@ -133,15 +134,7 @@ def job(micro_model_dir, data_dir, dtype, out):
         "validate_every": ITERATIONS,
     }
     return {
-        "method_name": "es",
-        "method": method,
-        "base_dir": str(micro_model_dir),
-        "train": str(data_dir / "train.parquet"),
-        "validation": str(data_dir / "validation.parquet"),
-        "scorer": "countdown",
-        "max_new_tokens": 8,
-        "seed": SEED,
-        "threads": 1,
+        **launch_spec(method, micro_model_dir, data_dir, "countdown", max_new_tokens=8, seed=SEED),
         "out_dir": str(out),
     }
 

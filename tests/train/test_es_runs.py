@@ -20,6 +20,7 @@ from esforget.data.sources import build_splits
 from esforget.train import es, launch, resume
 from esforget.train.distributed import Group
 from tests.shared import MICRO_COUNTDOWN
+from tests.train.specs import launch_spec
 from tests.train.staged_kill import train_killed_after_first_state
 
 ITERATIONS = 12
@@ -41,17 +42,7 @@ def job(micro_model_dir, tmp_path):
         "checkpoint_every": 3,
         "validate_every": 6,
     }
-    return {
-        "method_name": "es",
-        "method": method,
-        "base_dir": str(micro_model_dir),
-        "train": str(tmp_path / "train.parquet"),
-        "validation": str(tmp_path / "validation.parquet"),
-        "scorer": "countdown",
-        "max_new_tokens": 8,
-        "seed": 7,
-        "threads": 1,
-    }
+    return launch_spec(method, micro_model_dir, tmp_path, "countdown", max_new_tokens=8, seed=7)
 
 
 def finished(out_dir):

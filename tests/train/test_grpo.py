@@ -11,6 +11,7 @@ from esforget.core.files import write_parquet
 from esforget.core.models import load_model
 from esforget.data.sources import build_splits
 from esforget.train import grpo, launch
+from tests.train.specs import launch_spec
 from tests.train.staged_kill import train_killed_after_first_state
 
 
@@ -119,17 +120,7 @@ def job(data_dir):
         "checkpoint_every": 3,
         "validate_every": 3,
     }
-    return {
-        "method_name": "grpo",
-        "method": method,
-        "base_dir": str(data_dir / "base"),
-        "train": str(data_dir / "train.parquet"),
-        "validation": str(data_dir / "validation.parquet"),
-        "scorer": "choice",
-        "max_new_tokens": 2,
-        "seed": 5,
-        "threads": 1,
-    }
+    return launch_spec(method, data_dir / "base", data_dir, "choice", max_new_tokens=2, seed=5)
 
 
 def final_weights(out_dir, rollouts):
