@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 """The repository's root."""
 FIXTURES = REPO / "tests" / "fixtures"
@@ -26,3 +28,21 @@ def save_pair(folder: Path, base: dict, tuned: dict) -> tuple[Path, Path]:
         (folder / name).mkdir()
         save_file(tensors, folder / name / "model.safetensors")
     return folder / "base", folder / "tuned"
+
+
+SHARPEN = 6.0
+"""Factor on every weight but the norms' (see `sharp_model`)."""
+
+
+def sharp_model(micro_model_dir):
+    """The random micro Llama with its weights scaled up: at the default init scale its argmax
+    hardly depends on anything but the last token, so masks and positions could be wrong
+    unnoticed; scaled, every earlier token moves it."""
+    from esforget.core.models import load_model
+
+    model = load_model(micro_model_dir)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.mul_(SHARPEN)
+    return model

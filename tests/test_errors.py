@@ -14,7 +14,7 @@ from esforget.base import tiny
 from esforget.core.checkpoints import list_checkpoints
 from esforget.core.files import read_json, read_parquet
 from esforget.data.sources import _mmlu_rows, build_splits
-from esforget.evaluate.likelihood import LoglikScorer
+from esforget.evaluate.likelihood import LetterScorer, LoglikScorer
 from esforget.tasks import make_frame, reward_function
 from esforget.train.member_batch import MemberStack
 from tests.shared import MICRO_COUNTDOWN, save_pair
@@ -74,6 +74,12 @@ def generator_cannot_fill_the_splits(tmp):
     build_splits(narrow, {"train": 50, "validation": 5, "test": 5}, seed=0)
 
 
+def arith_generator_cannot_fill_the_splits(tmp):
+    """'Which is 1+1?' has at most 480 distinct option lists."""
+    one_sum = {"kind": "arith_choice_generator", "operand_range": [1, 1], "ops": ["+"], "instruction": ""}
+    build_splits(one_sum, {"train": 400, "validation": 50, "test": 50}, seed=0)
+
+
 def mmlu_shots_beyond_the_dev_split(tmp):
     """5-shot MMLU asks 5 solved examples per subject from the dev split; it holds 1."""
     item = {"question": "1+1?", "choices": ["1", "2", "3", "4"], "answer": 1, "subject": "elementary_mathematics"}
@@ -118,6 +124,13 @@ def probe_option_adding_no_token(tmp):
     LoglikScorer(word_tokenizer(), rows, batch_size=4)
 
 
+def letters_the_tokenizer_cannot_tell_apart(tmp):
+    """MMLU's probe reads the probabilities of " A" … " D": a tokenizer that maps them all to
+    its unknown token cannot tell the answers apart."""
+    rows = make_frame([{"id": "0", "prompt": "2+2?\nAnswer:", "ground_truth": "1", "info": {}}])
+    LetterScorer(word_tokenizer(), rows, batch_size=4)
+
+
 def no_checkpoints(tmp):
     (tmp / "checkpoints" / "step000010").mkdir(parents=True)  # no config.json: never completed
     list_checkpoints(tmp / "checkpoints")
@@ -147,11 +160,21 @@ CASES = [
         r"countdown_generator: only \d+ distinct items found but the splits ask for 60; "
         "widen the generator's ranges or shrink the splits",
     ),
+    (
+        arith_generator_cannot_fill_the_splits,
+        ValueError,
+        r"arith_choice_generator: only \d+ distinct items found but the splits ask for 500",
+    ),
     (mmlu_shots_beyond_the_dev_split, ValueError, r"mmlu: only 1 'train' items for subject 'elementary_mathematics'"),
     (members_beyond_memory, ValueError, r"members_per_forward=1000000000: .* GiB, .* GiB are free on cpu; lower it"),
     (mmlu_subject_missing_from_the_dev_split, ValueError, r"mmlu: only 0 'train' items for subject 'virology'"),
     (probe_item_without_options, ValueError, re.escape("item info ['choices', 'question'] lacks 'question'/'options'")),
     (probe_option_adding_no_token, ValueError, "an option adds no token to its context"),
+    (
+        letters_the_tokenizer_cannot_tell_apart,
+        ValueError,
+        re.escape("letter probe: the tokenizer maps ' A' … ' D' to [0, 0, 0, 0], not four tokens"),
+    ),
     (no_checkpoints, FileNotFoundError, r"no checkpoints \(step\?\?\?\?\?\?/config\.json\) in .*checkpoints"),
     (unknown_scorer, ValueError, r"unknown scorer 'bleu'"),
 ]

@@ -294,3 +294,16 @@ def test_the_erased_share_of_a_one_entry_tensor_is_that_entry(tmp_path):
         save_file(tensors, tmp_path / folder / "model.safetensors")
     row = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [1e-6]).row(0, named=True)
     assert (row["sparsity@1e-06"], row["master_sparsity@1e-06"], row["erased@1e-06"]) == (1.0, 0.0, 1.0)
+
+
+def test_a_master_move_of_exactly_tau_is_unchanged_in_the_master_so_nothing_was_erased(tmp_path):
+    """Erased: moved by more than τ in the master, by at most τ as stored. An entry the master
+    moved by exactly τ counts as unchanged there too (|ΔW| ≤ τ): storage erased nothing of it."""
+    tau = 2.0**-10
+    base = {"w": torch.zeros(2)}
+    master = {"w": torch.tensor([tau, 2 * tau])}
+    for folder, tensors in (("base", base), ("ckpt", {"w": torch.zeros(2)}), ("ckpt/master", master)):
+        (tmp_path / folder).mkdir(parents=True)
+        save_file(tensors, tmp_path / folder / "model.safetensors")
+    row = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [tau]).row(0, named=True)
+    assert (row[f"master_sparsity@{tau:g}"], row[f"erased@{tau:g}"]) == (0.5, 0.5)

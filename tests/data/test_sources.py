@@ -2,6 +2,7 @@
 the local-jsonl source (the same loaders the hub path uses), and the size limit of a split."""
 
 import collections
+import hashlib
 import json
 import random
 import re
@@ -9,13 +10,18 @@ import re
 import polars as pl
 import pytest
 
+from esforget.data.prepare import prepare_task
 from esforget.data.sources import (
     MATH_INSTRUCTION,
     SPLITS,
+    _countdown_rows,
     _hellaswag_rows,
     _limit,
+    _olympiad_rows,
+    _read_verl,
     build_splits,
     hellaswag_preprocess,
+    read_jsonl,
 )
 from esforget.tasks import ROW_SCHEMA, choice, countdown, make_frame
 from tests.shared import FIXTURES, MICRO_COUNTDOWN
@@ -147,3 +153,67 @@ def test_generated_splits_are_a_function_of_the_data_seed(source):
 
 def test_every_task_frame_has_the_row_schema_even_when_empty():
     assert make_frame([]).schema == pl.Schema(ROW_SCHEMA)
+
+
+def test_countdown_from_the_hub_is_asked_in_the_authors_prompt_unless_a_style_is_given():
+    record = [{"nums": [3, 5, 7], "target": 22}]
+    assert _countdown_rows(record, {})[0]["prompt"] == countdown.prompt([3, 5, 7], 22, "authors")
+    assert _countdown_rows(record, {"prompt_style": "minimal"})[0]["prompt"] == "[3 5 7] -> 22\n<think>"
+
+
+def test_math_rows_remember_each_items_place_in_the_source():
+    records = [{"question": f"q{i}", "final_answer": [str(i)]} for i in range(3)]
+    assert [row["info"] for row in _olympiad_rows(records, {})] == [{"index": 0}, {"index": 1}, {"index": 2}]
+
+
+def test_the_authors_splits_keep_only_an_items_index_and_id_beside_its_prompt(tmp_path):
+    """A math item keeps where it came from (`index`, `unique_id`) and nothing else of VeRL's
+    `extra_info`; a Countdown item its numbers, and its target as the ground truth."""
+    math_row = {
+        "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "1+1?"}],
+        "reward_model": {"ground_truth": "2"},
+        "extra_info": {"index": 4, "unique_id": "test/7.json", "split": "train", "question": "1+1?"},
+    }
+    pl.DataFrame([math_row]).write_parquet(tmp_path / "math.parquet")
+    (row,) = _read_verl(tmp_path / "math.parquet").iter_rows(named=True)
+    assert (row["prompt"], row["ground_truth"], json.loads(row["info"])) == (
+        "1+1?",
+        "2",
+        {"index": 4, "unique_id": "test/7.json"},
+    )
+    countdown_row = {
+        **math_row,
+        "reward_model": {"ground_truth": "3*5+7"},
+        "extra_info": {"numbers": [3, 5, 7], "target": 22},
+    }
+    pl.DataFrame([countdown_row]).write_parquet(tmp_path / "countdown.parquet")
+    (row,) = _read_verl(tmp_path / "countdown.parquet").iter_rows(named=True)
+    assert (row["ground_truth"], json.loads(row["info"])) == ("22", {"numbers": [3, 5, 7], "reference": "3*5+7"})
+
+
+def test_blank_lines_of_a_jsonl_file_are_skipped_not_the_end_of_it(tmp_path):
+    (tmp_path / "all.jsonl").write_text('{"a": 1}\n\n   \n{"a": 2}\n')
+    assert read_jsonl(tmp_path / "all.jsonl") == [{"a": 1}, {"a": 2}]
+
+
+def test_a_manifest_records_each_splits_rows_and_bytes(tmp_path):
+    prepare_task({"source": MICRO_COUNTDOWN, "splits": {"train": 5, "validation": 2, "test": 3}}, 7, tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert {split: entry["rows"] for split, entry in manifest["splits"].items()} == {
+        "train": 5,
+        "validation": 2,
+        "test": 3,
+    }
+    for split in SPLITS:
+        digest = hashlib.sha256((tmp_path / f"{split}.parquet").read_bytes()).hexdigest()
+        assert manifest["splits"][split]["sha256"] == digest
+    assert (manifest["seed"], manifest["source"]) == (7, MICRO_COUNTDOWN)
+
+
+def test_a_generator_fills_the_splits_with_every_distinct_item_it_has():
+    """'Which is 1+1?' has 480 distinct option lists (3 of its 6 near misses, in any of 4!
+    orders with the right value): asked for all of them, the splits hold each once."""
+    one_sum = {"kind": "arith_choice_generator", "operand_range": [1, 1], "ops": ["+"], "instruction": ""}
+    splits = build_splits(one_sum, {"train": 400, "validation": 40, "test": 40}, seed=0)
+    prompts = pl.concat([splits[split]["prompt"] for split in SPLITS])
+    assert prompts.len() == prompts.n_unique() == 480

@@ -11,10 +11,11 @@ import torch
 from transformers.generation.stopping_criteria import StopStringCriteria
 
 from esforget.base import tiny
-from esforget.core.models import chat_prompt_ids, load_model, load_tokenizer
+from esforget.core.models import chat_prompt_ids, load_tokenizer
 from esforget.decoding import generation
-from esforget.decoding.generation import greedy, greedy_all, make_batches, pad_left
+from esforget.decoding.generation import greedy, greedy_all, make_batches, pad_left, shared_prefix_length
 from esforget.train.member_batch import MemberStack
+from tests.shared import sharp_model
 
 
 class Scripted(torch.nn.Module):
@@ -97,22 +98,6 @@ def argmax_decode(model, prompt: list[int], max_new_tokens: int, stop_ids: list[
         reply.append(token)
         sequence.append(token)
     return reply
-
-
-SHARPEN = 6.0
-"""Factor on every weight but the norms' (see `sharp_model`)."""
-
-
-def sharp_model(micro_model_dir):
-    """The random micro Llama with its weights scaled up: at the default init scale its argmax
-    hardly depends on anything but the last token, so masks and positions could be wrong
-    unnoticed; scaled, every earlier token moves it."""
-    model = load_model(micro_model_dir)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.mul_(SHARPEN)
-    return model
 
 
 def mixed_length_prompts(tokenizer, seed: int) -> list[list[int]]:
@@ -323,6 +308,28 @@ def test_prompts_sharing_a_preamble_run_it_once_per_member_and_reply_as_whole_pr
             out = generation.decode(model, batch.repeat(2), 12, [stop], members=2, drafts=drafts)
             assert out.replies == expected
             assert seen[0] == (2, len(batch.prefix))  # the preamble: one row per member
+
+
+def test_the_shared_prefix_leaves_each_prompt_at_least_its_last_token():
+    """The first reply token is predicted from a prompt's own last position, so the shared
+    prefix stops one short of the shortest prompt even where all of it is shared."""
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 4]]) == 2
+    assert shared_prefix_length([[5, 6], [5, 6, 7]]) == 1
+    assert shared_prefix_length([[5, 6, 7], [5, 6, 7]]) == 2
+    assert shared_prefix_length([[1, 2], [3, 2]]) == 0
+
+
+def test_the_greedy_scorer_runs_the_chat_templates_opening_once_per_member(micro_model_dir):
+    from esforget.decoding.greedy_scorer import GreedyScorer
+    from esforget.tasks import make_frame
+
+    tokenizer = load_tokenizer(micro_model_dir)
+    rows = make_frame(
+        [{"id": str(i), "prompt": p, "ground_truth": "1", "info": {}} for i, p in enumerate(["7+8", "6+9"])]
+    )
+    [batch] = GreedyScorer(tokenizer, rows, "choice", 4, batch_size=8).batches
+    assert tokenizer.decode(batch.prefix) == "<|user|>"  # the template's opening, then each prompt
+    assert batch.input_ids.shape[1] == len(tokenizer("7+8<|end|><|assistant|>", add_special_tokens=False)["input_ids"])
 
 
 def test_a_qwen_shaped_model_with_biases_and_grouped_kv_heads_decodes_members_together():

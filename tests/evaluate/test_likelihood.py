@@ -11,7 +11,7 @@ from esforget.core.models import chat_prompt_ids, load_model, load_tokenizer
 from esforget.data.sources import build_splits
 from esforget.evaluate.likelihood import Divergence, LoglikScorer
 from esforget.tasks import make_frame
-from tests.shared import FIXTURES
+from tests.shared import FIXTURES, sharp_model
 
 FIXTURE = FIXTURES / "hellaswag_validation.jsonl"
 
@@ -72,7 +72,9 @@ TOKENIZERS = {"plain": load_tokenizer, "wrapping": wrapping_tokenizer}
 
 @pytest.mark.parametrize("kind", sorted(TOKENIZERS))
 def test_loglikelihood_probe_equals_one_sequence_at_a_time(micro_model_dir, kind):
-    model, tokenizer = load_model(micro_model_dir), TOKENIZERS[kind](micro_model_dir)
+    """On the sharpened micro model, whose predictions depend on every earlier token and its
+    position: left padding must leave each sequence's positions and attention as they are alone."""
+    model, tokenizer = sharp_model(micro_model_dir), TOKENIZERS[kind](micro_model_dir)
     scorer = LoglikScorer(tokenizer, ITEMS, batch_size=5)  # batches cut across items, padded
     batched = scorer.logprobs(model)
     for item, sums in zip(ITEMS.iter_rows(named=True), batched, strict=True):
@@ -80,7 +82,7 @@ def test_loglikelihood_probe_equals_one_sequence_at_a_time(micro_model_dir, kind
         context = tokenizer(info["question"], add_special_tokens=False)["input_ids"]
         for option, got in zip(info["options"], sums, strict=True):
             whole = tokenizer(info["question"] + " " + option, add_special_tokens=False)["input_ids"]
-            assert got == pytest.approx(sequence_logprob(model, whole, len(whole) - len(context)), abs=1e-4)
+            assert got == pytest.approx(sequence_logprob(model, whole, len(whole) - len(context)), rel=1e-4, abs=1e-4)
     scores = scorer(model)
     for sums, item, acc, acc_norm in zip(
         batched, ITEMS.iter_rows(named=True), scores.acc, scores.acc_norm, strict=True

@@ -131,8 +131,8 @@ def test_precision_rows_come_sorted_by_model_task_and_method_with_the_default_nu
     defaults (ES master, float32), which the table names."""
     methods = {m: {"algorithm": "es"} for m in ("f_es", "e_es", "d_es", "c_es", "b_es")}
     methods["a_es"] = {"algorithm": "es", "numerics": "authors", "dtype": "float16"}
-    listed = [("tiny", m) for m in methods] + [("small", "b_es")]  # methods in reverse order
-    runs = [{"model": model, "method": method, "train_task": "countdown", "seed": 0} for model, method in listed]
+    listed = [("tiny", m, "countdown") for m in methods] + [("small", "b_es", "countdown"), ("tiny", "f_es", "arith")]
+    runs = [{"model": model, "method": method, "train_task": task, "seed": 0} for model, method, task in listed]
     norms = pl.DataFrame(
         [
             {
@@ -162,10 +162,11 @@ def test_precision_rows_come_sorted_by_model_task_and_method_with_the_default_nu
 
     table = precision_table(norms, per_tensor, drift, methods, [1e-6])
 
-    assert table.select("model", "method", "numerics").rows() == [
-        ("small", "b_es", "ES master, float32"),
-        ("tiny", "a_es", "ES authors, float16"),
-        *[("tiny", m, "ES master, float32") for m in ("b_es", "c_es", "d_es", "e_es", "f_es")],
+    assert table.select("model", "train_task", "method", "numerics").rows() == [
+        ("small", "countdown", "b_es", "ES master, float32"),
+        ("tiny", "arith", "f_es", "ES master, float32"),
+        ("tiny", "countdown", "a_es", "ES authors, float16"),
+        *[("tiny", "countdown", m, "ES master, float32") for m in ("b_es", "c_es", "d_es", "e_es", "f_es")],
     ]
 
 
@@ -375,6 +376,11 @@ def test_tables_show_integers_as_integers_shares_in_percent_and_intervals_in_bra
     )
 
 
+def test_changes_of_accuracy_read_in_points_and_shares_in_percent():
+    head = table_html(pl.DataFrame({"prior_change": [0.1], "final_minus_base": [0.2], "final": [0.5], "n": [3]}))
+    assert "<th>prior_change (points)</th><th>final_minus_base (points)</th><th>final (%)</th><th>n</th>" in head
+
+
 CAPTIONS = {key: (REPO / "workflow" / "report" / f"{key}.rst").read_text() for key in report.FIGURES}
 """Each figure's caption, as the rule passes them."""
 
@@ -411,6 +417,17 @@ def test_render_writes_a_page_with_findings_every_figure_and_what_made_it(run_fi
     for sentence in tables["findings"]["sentence"]:
         assert sentence.replace("&", "&amp;") in page.replace("&#x27;", "'")
     assert "commit <code>abc123</code>; tree dirty: yes" in page and "<td>f00</td>" in page
+    # what made it, last: packages, data, every job's time, the resolved config as YAML
+    made = page[page.index("<h2>What made this report</h2>") :]
+    for heading in (
+        "Packages",
+        "Data (sha256 of each split, from its manifest)",
+        "Wall time per job (Snakemake benchmark files)",
+    ):
+        assert f"<h3>{heading}</h3>" in made
+    assert "<td>tiny/base/prepare_base_model</td>" in made and "<td>2.13.0</td>" in made
+    assert made.endswith("<h3>Resolved config</h3><pre>seeds:\n- 0\n</pre></body></html>")
+    assert tables["findings"]["note"][0] == "runs that never reached the level: ES 0 of 1, GRPO 0 of 1"
     assert tables["accuracy"].equals(accuracy_table(data.retention, data.peaks))
     assert set(tables) == set(report.TABLES)  # the rule writes each of TABLES
 
@@ -533,3 +550,9 @@ def test_the_page_says_how_many_seeds_each_interval_rests_on(seeds, expected, wi
     statement = report._intervals_statement(retention)
     assert statement.startswith(expected)
     assert ("Wilson" in statement) is wilson
+
+
+def test_collect_refuses_runs_that_do_not_match_the_metrics_files_one_to_one(run_files):
+    files, runs = run_files
+    with pytest.raises(ValueError, match="zip"):
+        collect(files["retention"], files["weights"], files["metrics"], runs[:-1], METHODS, THRESHOLDS)

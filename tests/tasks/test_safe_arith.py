@@ -17,6 +17,8 @@ from esforget.tasks.safe_arith import safe_eval
         ("-2+5", 3),
         ("2**3", 8),
         ("7//2", 3),
+        ("2**64", 2**64),  # the largest power of 2 allowed: 64 × 2 bits of base is the limit, not over it
+        ("10**30", 10**30),  # the largest magnitude allowed
     ],
 )
 def test_arithmetic_is_exact(expression, value):
@@ -28,6 +30,8 @@ def test_arithmetic_is_exact(expression, value):
     [
         "9**9**9**9",  # would hang Python's eval
         "10**100",
+        "1" + "0" * 31,  # a number beyond 10**30, written out
+        "99999999999 * 99999999999 * 99999999999",  # products beyond it
         "1/0",
         "__import__('os')",
         "(1).__class__",

@@ -14,7 +14,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from esforget.analyze.weight_diff import diff_checkpoint, summarise
-from esforget.core.models import load_model, load_tokenizer
+from esforget.core.files import read_json
+from esforget.core.models import device_name, load_model, load_tokenizer
+from esforget.data.sources import build_splits
 from esforget.decoding.greedy_scorer import GreedyScorer
 from esforget.train import es
 from esforget.train.job import TrainingJob
@@ -271,8 +273,6 @@ def micro_job(base_dir, data: dict, out_dir) -> TrainingJob:
 
 
 def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_path):
-    from esforget.data.sources import build_splits
-
     data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 8, "test": 8}, seed=0)
     cfg = es.ESConfig(population_size=4, **THREE_ITERATIONS)
     runs = []
@@ -290,6 +290,10 @@ def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_pa
     assert any(not torch.equal(p, q) for p, q in zip(model1.parameters(), base.parameters(), strict=True))
     assert m1.columns[:4] == ["step", "fitness/mean", "fitness/std", "fitness/max"]
     assert m1["step"].to_list() == [1, 2, 3]
+    recorded = read_json(tmp_path / "a" / "run_config.json")  # what defines the run, and where it ran
+    assert (recorded["algorithm"], recorded["seed"], recorded["base"]) == ("es", 1, str(micro_model_dir))
+    assert {k: recorded[k] for k in THREE_ITERATIONS} == THREE_ITERATIONS
+    assert recorded["device"] == device_name("cpu")
 
 
 def test_each_iteration_draws_a_fresh_sorted_batch_of_distinct_prompts():
@@ -301,8 +305,6 @@ def test_each_iteration_draws_a_fresh_sorted_batch_of_distinct_prompts():
 
 
 def test_validation_runs_every_validate_every_iterations_and_at_the_end(micro_model_dir, tmp_path):
-    from esforget.data.sources import build_splits
-
     data = build_splits(MICRO_COUNTDOWN, {"train": 8, "validation": 2, "test": 1}, seed=0)
     cfg = es.ESConfig(iterations=5, population_size=2, sigma=0.5, checkpoint_every=5, validate_every=2)
     metrics = es.train(
@@ -311,13 +313,21 @@ def test_validation_runs_every_validate_every_iterations_and_at_the_end(micro_mo
     assert metrics.filter(pl.col("val/accuracy").is_not_null())["step"].to_list() == [2, 4, 5]
 
 
-def test_drift_tracking_can_be_switched_off_for_the_authors_footprint(micro_model_dir):
+def test_drift_tracking_can_be_switched_off_for_the_authors_footprint(micro_model_dir, tmp_path):
     model = load_model(micro_model_dir, "float16")
     weights = es.Weights(model, noise_mode="authors", numerics="authors", track_drift=False)
     assert weights.drift is None
     weights.begin_members()
     weights.perturb(seed=123, sign=1.0, sigma=0.1)
     assert weights.end_members() == (None, None)
+    # a run that tracks none still logs the drift columns, empty, as numbers
+    data = build_splits(MICRO_COUNTDOWN, {"train": 8, "validation": 2, "test": 1}, seed=0)
+    untracked = {"numerics": "authors", "dtype": "float16", "track_drift": False}
+    metrics = es.train(
+        es.ESConfig(population_size=2, **THREE_ITERATIONS, **untracked), micro_job(micro_model_dir, data, tmp_path)
+    )
+    assert metrics.schema["drift/step_norm"] == metrics.schema["drift/total_norm"] == pl.Float64
+    assert metrics["drift/total_norm"].is_null().all()
 
 
 @pytest.mark.parametrize("numerics, dtype", [("master", "float32"), ("authors", "float16")])
@@ -327,8 +337,6 @@ def test_members_per_forward_and_verified_drafts_change_no_fitness_and_no_weight
     """Speed levers, not methods: K = 4 members per forward (6 members: a group of 4, then one of
     2) and verified drafts give the fitnesses and weights of one member at a time, bit for bit,
     under both numerics (the authors' in-place restores drift in the same order)."""
-    from esforget.data.sources import build_splits
-
     data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 8, "test": 8}, seed=0)
     levers = {
         "one": {},
@@ -352,8 +360,6 @@ def test_validation_scores_only_the_first_validation_size_items(micro_model_dir,
     """The accuracy logged is the checkpoint's on the first `validation_size` items alone; items
     past them are never scored: here they are unscorable (no numbers), so scoring one would fail
     the run."""
-    from esforget.data.sources import build_splits
-
     data = build_splits(MICRO_COUNTDOWN, {"train": 8, "validation": 6, "test": 1}, seed=0)
     unscorable = pl.Series(["{}"] * 3, dtype=pl.String)
     validation = data["validation"].with_columns(info=pl.concat([data["validation"]["info"].head(3), unscorable]))

@@ -70,15 +70,19 @@ def assert_same_run(a, b, base_dir):
 
 
 @pytest.mark.parametrize("numerics, dtype", [("master", "float32"), ("authors", "float16")])
-def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path, numerics, dtype):
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path, numerics, dtype, caplog):
     """Under the authors' numerics the state also carries the restores' summed drift, which the
-    metrics compare (drift/total_norm)."""
+    metrics compare (drift/total_norm). The rerun continues from the state (iteration 3), not
+    from the start."""
     job = {**job, "method": {**job["method"], "numerics": numerics, "dtype": dtype}}
     launch.train({**job, "out_dir": str(tmp_path / "whole")})
     out = tmp_path / "killed"
     train_killed_after_first_state(job, out)
 
-    launch.train({**job, "out_dir": str(out)})  # what Snakemake's rerun does
+    with caplog.at_level("INFO", logger="esforget.train.resume"):
+        launch.train({**job, "out_dir": str(out)})  # what Snakemake's rerun does
+
+    assert "resuming from step 3" in caplog.text
 
     assert_same_run(finished(tmp_path / "whole"), finished(out), job["base_dir"])
     assert not (out / "partial").exists()

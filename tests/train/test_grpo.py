@@ -194,12 +194,16 @@ def test_one_step_without_reward_signal_only_decays_and_is_stored_rounded_to_bf1
     assert json.loads((checkpoint / "config.json").read_text())["dtype"] == "bfloat16"
 
 
-def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path):
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path, caplog):
+    """Killed right after its first state (rollout 3), the rerun continues from there."""
     launch.train({**job, "out_dir": str(tmp_path / "whole")})
     out = tmp_path / "killed"
     train_killed_after_first_state(job, out)
 
-    launch.train({**job, "out_dir": str(out)})  # what Snakemake's rerun does
+    with caplog.at_level("INFO", logger="esforget.train.resume"):
+        launch.train({**job, "out_dir": str(out)})  # what Snakemake's rerun does
+
+    assert "resuming from step 3" in caplog.text
 
     whole = pl.read_parquet(tmp_path / "whole" / "metrics.parquet").drop("perf/seconds")
     resumed = pl.read_parquet(out / "metrics.parquet").drop("perf/seconds")
