@@ -15,8 +15,10 @@ from esforget.data.sources import (
     MATH_INSTRUCTION,
     SPLITS,
     _countdown_rows,
+    _gsm8k_rows,
     _hellaswag_rows,
     _limit,
+    _math_rows,
     _olympiad_rows,
     _read_verl,
     build_splits,
@@ -161,6 +163,15 @@ def test_countdown_from_the_hub_is_asked_in_the_authors_prompt_unless_a_style_is
     assert _countdown_rows(record, {"prompt_style": "minimal"})[0]["prompt"] == "[3 5 7] -> 22\n<think>"
 
 
+def test_the_math_ground_truths_are_what_the_authors_graders_compare_with():
+    """GSM8K: the number after the last `####` of the worked answer, commas dropped; MATH: the
+    last boxed expression of the solution, or nothing where there is none."""
+    gsm8k = [{"question": "q", "answer": "First #### is not the end.\nSo 1,000 + 200.\n#### 1,200"}]
+    assert _gsm8k_rows(gsm8k, {})[0]["ground_truth"] == "1200"
+    unboxed = [{"problem": "p", "solution": "The answer is 5."}, {"problem": "p", "solution": "$\\boxed{5}$"}]
+    assert [row["ground_truth"] for row in _math_rows(unboxed, {})] == ["", "5"]
+
+
 def test_math_rows_remember_each_items_place_in_the_source():
     records = [{"question": f"q{i}", "final_answer": [str(i)]} for i in range(3)]
     assert [row["info"] for row in _olympiad_rows(records, {})] == [{"index": 0}, {"index": 1}, {"index": 2}]
@@ -176,7 +187,8 @@ def test_the_authors_splits_keep_only_an_items_index_and_id_beside_its_prompt(tm
     }
     pl.DataFrame([math_row]).write_parquet(tmp_path / "math.parquet")
     (row,) = _read_verl(tmp_path / "math.parquet").iter_rows(named=True)
-    assert (row["prompt"], row["ground_truth"], json.loads(row["info"])) == (
+    assert (row["id"], row["prompt"], row["ground_truth"], json.loads(row["info"])) == (
+        "0",
         "1+1?",
         "2",
         {"index": 4, "unique_id": "test/7.json"},

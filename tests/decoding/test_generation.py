@@ -310,6 +310,30 @@ def test_prompts_sharing_a_preamble_run_it_once_per_member_and_reply_as_whole_pr
             assert seen[0] == (2, len(batch.prefix))  # the preamble: one row per member
 
 
+def test_the_next_token_is_read_at_every_position_however_many(micro_model_dir):
+    """Logits are computed a chunk of positions at a time: every position gets its argmax, more
+    positions than the model is wide included."""
+    model = sharp_model(micro_model_dir)
+    hidden = torch.randn(
+        2, generation.VERIFY_CHUNK + 17, model.config.hidden_size, generator=torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        expected = model.get_output_embeddings()(hidden).argmax(dim=-1)
+        assert torch.equal(generation._argmax_tokens(model, hidden), expected)
+
+
+def test_a_reply_stops_at_the_tokenizers_eos_and_at_every_eos_the_model_configures(micro_model_dir):
+    """Chat models end a turn with a token of their own (SmolLM2's <|im_end|>), listed in their
+    generation config beside the tokenizer's EOS."""
+    from esforget.decoding.greedy_scorer import stop_ids
+
+    tokenizer, model = load_tokenizer(micro_model_dir), sharp_model(micro_model_dir)
+    model.generation_config.eos_token_id = [5, 7]
+    assert stop_ids(tokenizer, model) == sorted({tokenizer.eos_token_id, 5, 7})
+    model.generation_config.eos_token_id = 9
+    assert stop_ids(tokenizer, model) == sorted({tokenizer.eos_token_id, 9})
+
+
 def test_the_shared_prefix_leaves_each_prompt_at_least_its_last_token():
     """The first reply token is predicted from a prompt's own last position, so the shared
     prefix stops one short of the shortest prompt even where all of it is shared."""
@@ -329,6 +353,8 @@ def test_the_greedy_scorer_runs_the_chat_templates_opening_once_per_member(micro
     )
     [batch] = GreedyScorer(tokenizer, rows, "choice", 4, batch_size=8).batches
     assert tokenizer.decode(batch.prefix) == "<|user|>"  # the template's opening, then each prompt
+    [part] = GreedyScorer(tokenizer, rows, "choice", 4, batch_size=8).subset([1, 0]).batches  # ES's prompt batches
+    assert tokenizer.decode(part.prefix) == "<|user|>" and tokenizer.decode(part.input_ids[0]).startswith("6+9")
     assert batch.input_ids.shape[1] == len(tokenizer("7+8<|end|><|assistant|>", add_special_tokens=False)["input_ids"])
 
 

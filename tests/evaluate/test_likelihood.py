@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from esforget.core.models import chat_prompt_ids, load_model, load_tokenizer
-from esforget.data.sources import build_splits
+from esforget.data.sources import build_splits, hellaswag_preprocess
 from esforget.evaluate.likelihood import Divergence, LoglikScorer
 from esforget.tasks import make_frame
 from tests.shared import FIXTURES, sharp_model
@@ -140,6 +140,8 @@ def test_hellaswag_is_every_tenth_item_cleaned_shuffled_and_numbered():
         # the harnesses' clean-up: " [title]" → ". ", other [markers] dropped, ctx_b capitalised
         assert "[" not in row["prompt"] and ". . Step" not in row["prompt"]
         assert info["question"].startswith(source["activity_label"] + ": A person") and "Then they" in info["question"]
+        context = source["activity_label"] + ": " + source["ctx_a"] + " " + source["ctx_b"].capitalize()
+        assert info["question"] == hellaswag_preprocess(context)
         lines = row["prompt"].splitlines()
         assert lines[0] == info["question"] and lines[1:5] == [f"{k}) {o}" for k, o in enumerate(info["options"], 1)]
         assert lines[5] == "Answer with the number only."
@@ -201,6 +203,25 @@ def test_mmlu_is_five_shot_from_the_subjects_dev_items():
     assert prompt.count("\nAnswer: B") == 5 and prompt.endswith("\nA. 50\nB. 51\nC. 52\nD. 53\nAnswer:")
     assert "geography" not in prompt  # worked examples come from the question's own subject
     assert test["ground_truth"].to_list() == ["1", "2", "3", "1", "2", "3"]
+    assert test["id"].to_list() == ["0", "1", "2", "3", "4", "5"]
+
+
+def test_mmlu_takes_its_worked_examples_from_the_questions_own_dataset_and_configuration(monkeypatch):
+    """On the hub MMLU's questions and worked examples are two splits of one configuration
+    (`all`): both are read with the same dataset, configuration and files."""
+    import datasets
+
+    calls = []
+    load = datasets.load_dataset
+
+    def recording(*args, **kwargs):
+        calls.append((args, kwargs.get("data_files")))
+        return load("json", data_files=MMLU["data_files"], split=kwargs["split"])
+
+    monkeypatch.setattr(datasets, "load_dataset", recording)
+    build_splits({**MMLU, "dataset": "cais/mmlu", "config": "all"}, {}, seed=0)
+    assert {args for args, _ in calls} == {("cais/mmlu", "all")} and len(calls) == 2
+    assert {str(files) for _, files in calls} == {str(MMLU["data_files"])}
 
 
 @pytest.mark.parametrize("kind", sorted(TOKENIZERS))

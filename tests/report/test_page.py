@@ -376,6 +376,22 @@ def test_tables_show_integers_as_integers_shares_in_percent_and_intervals_in_bra
     )
 
 
+def test_a_low_or_high_column_is_shown_unless_it_bounds_a_column_of_the_table():
+    head = table_html(pl.DataFrame({"ci_low": [0.1], "final": [0.5], "final_low": [0.4], "final_high": [0.6]}))
+    assert "<th>ci_low</th><th>final (%) [95 % interval]</th></tr>" in head
+
+
+def test_legends_show_a_methods_whole_name(tmp_path):
+    import altair as alt
+
+    name = "es_sigma7.5e-3_fp16_authors_paper_steps"
+    chart = (
+        alt.Chart(pl.DataFrame({"x": [1, 2], "method": [name, "grpo"]})).mark_point().encode(x="x:Q", color="method:N")
+    )
+    svg = report.render_figures({"f": chart}, {"f": (tmp_path / "f.svg", tmp_path / "f.png")})["f"]
+    assert f">{name}</text>" in svg  # drawn whole, not cut to "…"
+
+
 def test_changes_of_accuracy_read_in_points_and_shares_in_percent():
     head = table_html(pl.DataFrame({"prior_change": [0.1], "final_minus_base": [0.2], "final": [0.5], "n": [3]}))
     assert "<th>prior_change (points)</th><th>final_minus_base (points)</th><th>final (%)</th><th>n</th>" in head
@@ -428,6 +444,17 @@ def test_render_writes_a_page_with_findings_every_figure_and_what_made_it(run_fi
     assert "<td>tiny/base/prepare_base_model</td>" in made and "<td>2.13.0</td>" in made
     assert made.endswith("<h3>Resolved config</h3><pre>seeds:\n- 0\n</pre></body></html>")
     assert tables["findings"]["note"][0] == "runs that never reached the level: ES 0 of 1, GRPO 0 of 1"
+    assert tables["findings"].columns == [
+        "question",
+        "comparison",
+        "value",
+        "low",
+        "high",
+        "n",
+        "verdict",
+        "note",
+        "sentence",
+    ]
     assert tables["accuracy"].equals(accuracy_table(data.retention, data.peaks))
     assert set(tables) == set(report.TABLES)  # the rule writes each of TABLES
 
@@ -552,7 +579,27 @@ def test_the_page_says_how_many_seeds_each_interval_rests_on(seeds, expected, wi
     assert ("Wilson" in statement) is wilson
 
 
+def test_seeds_are_counted_per_model_as_well_as_per_method():
+    """Another model's seeds of the same method are other runs, not more seeds of these."""
+    retention = pl.DataFrame(
+        [{"model": "tiny", "method": "es", "train_task": "countdown", "seed": s} for s in (0, 1, 2)]
+        + [{"model": "small", "method": "es", "train_task": "countdown", "seed": 0}]
+    )
+    assert report._intervals_statement(retention).startswith("1–3 seeds per method")
+
+
 def test_collect_refuses_runs_that_do_not_match_the_metrics_files_one_to_one(run_files):
     files, runs = run_files
     with pytest.raises(ValueError, match="zip"):
         collect(files["retention"], files["weights"], files["metrics"], runs[:-1], METHODS, THRESHOLDS)
+
+
+def test_a_report_of_grpo_runs_alone_has_an_empty_drift_table_and_draws_it(run_files, tmp_path):
+    """Drift is an ES measure: with no ES run its table is empty, with its columns, and the
+    precision table and the drift figure are made from it all the same."""
+    files, runs = run_files
+    grpo_only = {kind: paths[1:] for kind, paths in files.items()}
+    data = collect(grpo_only["retention"], grpo_only["weights"], grpo_only["metrics"], runs[1:], METHODS, THRESHOLDS)
+    assert data.drift.is_empty() and data.drift.schema == pl.Schema(report.DRIFT_COLUMNS)
+    assert precision_table(data.norms, data.per_tensor, data.drift, METHODS, THRESHOLDS)["method"].to_list() == ["grpo"]
+    assert "no ES run under the authors' numerics" in str(charts.drift_chart(data.drift).to_dict())

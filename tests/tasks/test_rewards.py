@@ -171,3 +171,10 @@ def test_arithmetic_item_has_one_right_option():
         a, op, b = question[len("Which is ") : -1]
         right = {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
         assert len(set(options)) == 4 and options[answer - 1] == str(right)
+
+
+def test_a_reference_solution_brackets_a_lower_precedence_left_operand():
+    """The canonical solution is written to evaluate to its target: (1+2)*3, not 1+2*3."""
+    solution = countdown.solve([1, 2, 3], 9)
+    assert solution == "(1+2)*3"
+    assert countdown.reward(countdown.completion(solution), [1, 2, 3], "9") == pytest.approx(1.1)
