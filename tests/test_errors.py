@@ -131,6 +131,15 @@ def letters_the_tokenizer_cannot_tell_apart(tmp):
     LetterScorer(word_tokenizer(), rows, batch_size=4)
 
 
+def verl_split_missing(tmp):
+    build_splits({"kind": "verl_parquet", "path": str(tmp / "nowhere")}, {}, seed=0)
+
+
+def jsonl_split_missing(tmp):
+    splits = dict.fromkeys(("train", "validation", "test"), "all.jsonl")
+    build_splits({"kind": "local_jsonl", "loader": "gsm8k", "path": str(tmp), "splits": splits}, {}, seed=0)
+
+
 def no_checkpoints(tmp):
     (tmp / "checkpoints" / "step000010").mkdir(parents=True)  # no config.json: never completed
     list_checkpoints(tmp / "checkpoints")
@@ -175,6 +184,8 @@ CASES = [
         ValueError,
         re.escape("letter probe: the tokenizer maps ' A' … ' D' to [0, 0, 0, 0], not four tokens"),
     ),
+    (verl_split_missing, FileNotFoundError, r"missing task file: .*nowhere/train\.parquet"),
+    (jsonl_split_missing, FileNotFoundError, r"missing task file: .*all\.jsonl"),
     (no_checkpoints, FileNotFoundError, r"no checkpoints \(step\?\?\?\?\?\?/config\.json\) in .*checkpoints"),
     (unknown_scorer, ValueError, r"unknown scorer 'bleu'"),
 ]

@@ -19,10 +19,12 @@ from esforget.data.sources import (
     _hellaswag_rows,
     _limit,
     _math_rows,
+    _mmlu_rows,
     _olympiad_rows,
     _read_verl,
     build_splits,
     hellaswag_preprocess,
+    mmlu_question,
     read_jsonl,
 )
 from esforget.tasks import ROW_SCHEMA, choice, countdown, make_frame
@@ -229,3 +231,92 @@ def test_a_generator_fills_the_splits_with_every_distinct_item_it_has():
     splits = build_splits(one_sum, {"train": 400, "validation": 40, "test": 40}, seed=0)
     prompts = pl.concat([splits[split]["prompt"] for split in SPLITS])
     assert prompts.len() == prompts.n_unique() == 480
+
+
+def test_a_generated_choice_item_is_numbered_in_its_split_and_asks_with_the_instruction():
+    source = {**ARITH, "instruction": "Answer with the number only."}
+    first = build_splits(source, {"train": 2, "validation": 1, "test": 1}, seed=0)["validation"].row(0, named=True)
+    info = json.loads(first["info"])
+    assert first["id"] == "validation-0"
+    assert first["prompt"] == choice.format_prompt(info["question"], info["options"], "Answer with the number only.")
+    assert first["prompt"].endswith("\nAnswer with the number only.")
+
+
+def test_gsm8k_reads_the_number_after_the_last_hashes_written_with_or_without_a_space():
+    records = [{"question": "q", "answer": "So.\n####1,200"}, {"question": "q", "answer": "So.\n#### 7"}]
+    rows = _gsm8k_rows(records, {})
+    assert [row["ground_truth"] for row in rows] == ["1200", "7"]
+    assert [row["info"] for row in rows] == [{"index": 0}, {"index": 1}]
+    assert [row["info"] for row in _math_rows([{"problem": "p", "solution": "\\\\boxed{1}"}] * 2, {})] == [
+        {"index": 0},
+        {"index": 1},
+    ]
+
+
+@pytest.mark.parametrize("kind", ["hub", "local_jsonl"])
+def test_a_split_limited_in_size_is_the_seeded_sample_of_the_whole(tmp_path, kind):
+    """The same rows `_limit` draws with the data seed, from the hub path and from local files."""
+    records = [{"question": f"q{i}", "answer": f"#### {i}"} for i in range(12)]
+    (tmp_path / "all.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    whole = make_frame(_gsm8k_rows(records, {}))
+    if kind == "hub":
+        source = {"kind": "hub", "loader": "gsm8k", "dataset": "json", "data_files": str(tmp_path / "all.jsonl")}
+        source["splits"] = dict.fromkeys(SPLITS, "train")
+    else:
+        source = {
+            "kind": "local_jsonl",
+            "loader": "gsm8k",
+            "path": str(tmp_path),
+            "splits": dict.fromkeys(SPLITS, "all.jsonl"),
+        }
+    frames = build_splits(source, {"train": 5, "test": 3}, seed=4)
+    assert frames["train"].equals(_limit(whole, 5, 4)) and frames["test"].equals(_limit(whole, 3, 4))
+    assert frames["validation"].equals(whole)
+    assert not frames["train"].equals(_limit(whole, 5, 5))  # another seed, other rows
+
+
+def test_the_authors_validation_split_is_their_test_split_and_limits_draw_with_the_data_seed(tmp_path):
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"{i}+1?"}],
+            "reward_model": {"ground_truth": str(i + 1)},
+            "extra_info": {"index": i},
+        }
+        for i in range(10)
+    ]
+    for split in ("train", "test"):
+        pl.DataFrame(rows).write_parquet(tmp_path / f"{split}.parquet")
+    frames = build_splits({"kind": "verl_parquet", "path": str(tmp_path)}, {"test": 4, "validation": 4}, seed=3)
+    whole = _read_verl(tmp_path / "test.parquet")
+    assert frames["validation"].equals(frames["test"]) and frames["test"].equals(_limit(whole, 4, 3))
+    assert frames["train"].height == 10
+
+
+def test_mmlu_asks_each_question_after_its_worked_examples_and_keeps_what_the_probes_read():
+    examples = [{"question": f"e{k}?", "subject": "s", "choices": ["1", "2", "3", "4"], "answer": 1} for k in range(2)]
+    question = {"question": " q? ", "subject": "s", "choices": ["a", "b", "c", "d"], "answer": 2}
+    expected_prompt = (
+        "The following are multiple choice questions (with answers) about s.\n\n"
+        "e0?\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer: B\n\n"
+        "e1?\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer: B\n\n"
+        "q?\nA. a\nB. b\nC. c\nD. d\nAnswer:"
+    )
+    assert mmlu_question(question, False) == "q?\nA. a\nB. b\nC. c\nD. d\nAnswer:"
+    assert "\n\n".join([*(mmlu_question(e, True) for e in examples), mmlu_question(question, False)]) in expected_prompt
+    with pytest.raises(ValueError):  # an item of another shape than four options is refused, not cut
+        mmlu_question({**question, "choices": ["a", "b", "c", "d", "e"]}, False)
+
+
+def test_mmlu_rows_keep_the_subject_question_and_options(tmp_path):
+    import datasets
+
+    dev = [{"question": f"e{k}?", "subject": "s", "choices": ["1", "2", "3", "4"], "answer": 1} for k in range(2)]
+    test = [{"question": "q?", "subject": "s", "choices": ["a", "b", "c", "d"], "answer": 2}]
+    for name, records in (("dev", dev), ("test", test)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    files = {"dev": str(tmp_path / "dev.jsonl"), "test": str(tmp_path / "test.jsonl")}
+    source = {"dataset": "json", "data_files": files, "shots": 2, "shots_split": "dev"}
+    (row,) = _mmlu_rows(datasets.load_dataset("json", data_files=files, split="test"), source)
+    assert row["info"] == {"subject": "s", "question": "q?", "options": ["a", "b", "c", "d"]}
+    assert row["prompt"].endswith("Answer: B\n\nq?\nA. a\nB. b\nC. c\nD. d\nAnswer:")
+    assert (row["id"], row["ground_truth"]) == ("0", "3")

@@ -7,7 +7,7 @@ import shutil
 import polars as pl
 import pytest
 
-from esforget.report import charts, summaries
+from esforget.report import charts, findings, summaries
 from esforget.report import page as report
 from esforget.report.page import collect, precision_table, render, table_html, validation_peaks
 from esforget.report.summaries import accuracy_table, layer_sparsity, tradeoff_points
@@ -131,6 +131,7 @@ def test_precision_rows_come_sorted_by_model_task_and_method_with_the_default_nu
     defaults (ES master, float32), which the table names."""
     methods = {m: {"algorithm": "es"} for m in ("f_es", "e_es", "d_es", "c_es", "b_es")}
     methods["a_es"] = {"algorithm": "es", "numerics": "authors", "dtype": "float16"}
+    methods["grpo"] = {"algorithm": "grpo", "checkpoint_dtype": "bfloat16"}
     listed = [("tiny", m, "countdown") for m in methods] + [("small", "b_es", "countdown"), ("tiny", "f_es", "arith")]
     runs = [{"model": model, "method": method, "train_task": task, "seed": 0} for model, method, task in listed]
     norms = pl.DataFrame(
@@ -151,7 +152,10 @@ def test_precision_rows_come_sorted_by_model_task_and_method_with_the_default_nu
         },
     )
     per_tensor = norms.select("model", "method", "train_task", "seed", "step").with_columns(
-        stored_dtype=pl.lit("float32")
+        stored_dtype=pl.when(pl.col("method") == "grpo").then(pl.lit("bfloat16")).otherwise(pl.lit("float32"))
+    )
+    per_tensor = pl.concat(
+        [per_tensor, per_tensor.filter(pl.col("method") == "grpo").with_columns(stored_dtype=pl.lit("float32"))]
     )
     drift = pl.DataFrame(
         schema={
@@ -162,11 +166,12 @@ def test_precision_rows_come_sorted_by_model_task_and_method_with_the_default_nu
 
     table = precision_table(norms, per_tensor, drift, methods, [1e-6])
 
-    assert table.select("model", "train_task", "method", "numerics").rows() == [
-        ("small", "countdown", "b_es", "ES master, float32"),
-        ("tiny", "arith", "f_es", "ES master, float32"),
-        ("tiny", "countdown", "a_es", "ES authors, float16"),
-        *[("tiny", "countdown", m, "ES master, float32") for m in ("b_es", "c_es", "d_es", "e_es", "f_es")],
+    assert table.select("model", "train_task", "method", "numerics", "stored_dtype").rows() == [
+        ("small", "countdown", "b_es", "ES master, float32", "float32"),
+        ("tiny", "arith", "f_es", "ES master, float32", "float32"),
+        ("tiny", "countdown", "a_es", "ES authors, float16", "float32"),
+        *[("tiny", "countdown", m, "ES master, float32", "float32") for m in ("b_es", "c_es", "d_es", "e_es", "f_es")],
+        ("tiny", "countdown", "grpo", "GRPO fp32 master (AdamW)", "bfloat16+float32"),  # tensors stored both ways
     ]
 
 
@@ -319,6 +324,9 @@ def test_collect_sums_norms_per_checkpoint_and_names_grpo_peaks_by_rollout(run_f
     ]
     assert data.drift["method"].unique().to_list() == ["es"]  # only ES logs restore drift
     assert data.drift.select("step", "update_total", "drift_total").row(-1) == (6, 0.6, 0.05)
+    # runs keyed alike in every table: the seed an Int64, as the retention and weight tables hold it
+    assert data.drift["seed"].unique().to_list() == [0] and data.peaks["seed"].to_list() == [0, 0]
+    assert data.drift.schema["seed"] == data.peaks.schema["seed"] == data.retention.schema["seed"] == pl.Int64
     assert [run["method"] for _, run in data.metrics] == ["es", "grpo"]
 
 
@@ -381,15 +389,20 @@ def test_a_low_or_high_column_is_shown_unless_it_bounds_a_column_of_the_table():
     assert "<th>ci_low</th><th>final (%) [95 % interval]</th></tr>" in head
 
 
-def test_legends_show_a_methods_whole_name(tmp_path):
+def test_legends_show_whole_names_and_the_png_is_drawn_at_twice_the_svgs_size(tmp_path):
+    import re
+
     import altair as alt
 
     name = "es_sigma7.5e-3_fp16_authors_paper_steps"
-    chart = (
-        alt.Chart(pl.DataFrame({"x": [1, 2], "method": [name, "grpo"]})).mark_point().encode(x="x:Q", color="method:N")
-    )
+    title = "method (the named hyper-parameter set each run was trained with)"
+    frame = pl.DataFrame({"x": [1, 2], "method": [name, "grpo"]})
+    chart = alt.Chart(frame).mark_point().encode(x="x:Q", color=alt.Color("method:N", title=title))
     svg = report.render_figures({"f": chart}, {"f": (tmp_path / "f.svg", tmp_path / "f.png")})["f"]
-    assert f">{name}</text>" in svg  # drawn whole, not cut to "…"
+    assert f">{name}</text>" in svg and f">{title}</text>" in svg  # drawn whole, not cut to "…"
+    svg_width = float(re.search(r'<svg[^>]* width="([\d.]+)"', svg).group(1))
+    png_width = int.from_bytes((tmp_path / "f.png").read_bytes()[16:20], "big")  # the IHDR chunk's width
+    assert png_width == round(report.PNG_SCALE * svg_width)
 
 
 def test_changes_of_accuracy_read_in_points_and_shares_in_percent():
@@ -426,7 +439,9 @@ def test_render_writes_a_page_with_findings_every_figure_and_what_made_it(run_fi
         assert "role-mark" in svg.read_text(), f"figure {key} drew nothing"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "One seed per method: there is no between-seed interval" in page
-    assert page.index("<h2>Findings</h2>") < page.index("<h2>New-task against prior-task accuracy</h2>")
+    assert page.index("<h2>Findings</h2><p>Generated from the tables below") < page.index(
+        "<h2>New-task against prior-task accuracy</h2>"
+    )
     # each figure's caption, from its reStructuredText, right before it: ``|ΔW| ≤ τ`` set as code
     sparsity_caption = page.index('unchanged (<span class="docutils literal">|ΔW| ≤ τ</span>) per layer')
     assert sparsity_caption < page.index("<svg", sparsity_caption) < page.index("<h2>Storage precision")
@@ -444,6 +459,25 @@ def test_render_writes_a_page_with_findings_every_figure_and_what_made_it(run_fi
     assert "<td>tiny/base/prepare_base_model</td>" in made and "<td>2.13.0</td>" in made
     assert made.endswith("<h3>Resolved config</h3><pre>seeds:\n- 0\n</pre></body></html>")
     assert tables["findings"]["note"][0] == "runs that never reached the level: ES 0 of 1, GRPO 0 of 1"
+    first = findings.all_findings(tables["checkpoints"])[0]
+
+    def nan_as_none(row: dict) -> dict:
+        return {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+
+    assert nan_as_none(tables["findings"].row(0, named=True) | {"sentence": None}) == nan_as_none(
+        {
+            "question": first.question,
+            "comparison": first.comparison,
+            "value": first.estimate.value,
+            "low": first.estimate.low,
+            "high": first.estimate.high,
+            "n": first.estimate.n,
+            "verdict": first.verdict,
+            "note": first.note,
+            "sentence": None,
+        }
+    )
+    assert first.estimate.value == first.estimate.value  # a number: the columns are not empty
     assert tables["findings"].columns == [
         "question",
         "comparison",
@@ -506,6 +540,7 @@ def test_each_figure_draws_the_table_it_comes_from_on_the_axes_it_names(run_file
     assert spec["tradeoff"]["x.scale"] == spec["tradeoff"]["y.scale"] == {"zero": False}  # a few points of change
     assert (spec["norm"]["y"], spec["norm"]["y.title"]) == ("fro_norm_low", "‖ΔW‖_F (all parameters)")  # band first
     assert (spec["dose_norm"]["x"], spec["dose_norm"]["y"]) == ("fro_norm", "prior_change_points")
+    assert spec["dose_norm"]["x.title"] == "‖ΔW‖_F (all parameters)"
     assert (spec["dose_kl"]["x"], spec["dose_kl"]["x.title"]) == ("kl", "mean per-token KL(base ‖ checkpoint)")
     assert (spec["divergence"]["facet.column"], spec["divergence"]["facet.column.title"]) == (
         "prior_task",
@@ -579,6 +614,36 @@ def test_the_page_says_how_many_seeds_each_interval_rests_on(seeds, expected, wi
     assert ("Wilson" in statement) is wilson
 
 
+def test_the_interval_statement_says_what_each_interval_rests_on_in_full():
+    def statement(seeds: dict) -> str:
+        rows = [
+            {"model": "tiny", "method": m, "train_task": "countdown", "seed": s} for m, ss in seeds.items() for s in ss
+        ]
+        return report._intervals_statement(pl.DataFrame(rows))
+
+    assert statement({"es": [0], "grpo": [0]}) == (
+        "One seed per method: there is no between-seed interval. Intervals shown are the 95 % Wilson intervals "
+        "over the test items of that one run; verdicts that need an interval over seeds are inconclusive."
+    )
+    assert statement({"es": [0, 1, 2], "grpo": [0, 1, 2]}) == (
+        "3 seeds per method. Values are means over seeds with 95 % Student-t intervals over seeds "
+        "(n − 1 degrees of freedom)."
+    )
+    assert statement({"es": [0, 1, 2], "grpo": [0]}) == (
+        "1–3 seeds per method. Values are means over seeds with 95 % Student-t intervals over seeds "
+        "(n − 1 degrees of freedom). A method with one seed shows the 95 % Wilson interval over its test "
+        "items instead."
+    )
+
+
+def test_seeds_are_counted_per_new_task_as_well_as_per_method():
+    retention = pl.DataFrame(
+        [{"model": "tiny", "method": "es", "train_task": "countdown", "seed": s} for s in (0, 1, 2)]
+        + [{"model": "tiny", "method": "es", "train_task": "gsm8k", "seed": 0}]
+    )
+    assert report._intervals_statement(retention).startswith("1–3 seeds per method")
+
+
 def test_seeds_are_counted_per_model_as_well_as_per_method():
     """Another model's seeds of the same method are other runs, not more seeds of these."""
     retention = pl.DataFrame(
@@ -603,3 +668,68 @@ def test_a_report_of_grpo_runs_alone_has_an_empty_drift_table_and_draws_it(run_f
     assert data.drift.is_empty() and data.drift.schema == pl.Schema(report.DRIFT_COLUMNS)
     assert precision_table(data.norms, data.per_tensor, data.drift, METHODS, THRESHOLDS)["method"].to_list() == ["grpo"]
     assert "no ES run under the authors' numerics" in str(charts.drift_chart(data.drift).to_dict())
+
+
+def test_findings_are_listed_under_their_question_in_order_coloured_by_verdict():
+    found = pl.DataFrame(
+        {
+            "question": ["Q2?", "Q1?", "Q2?", "Q3?"],
+            "verdict": ["supported", "not supported", "inconclusive at this sample", "supported"],
+            "sentence": ["a <b>", "c", "d", "e & f"],
+        }
+    )
+    assert report._findings_html(found) == [
+        "<h2>Findings</h2>",
+        f"<p>{report.FINDINGS_CAPTION}</p>",
+        "<h3>Q2?</h3><ul><li class='supported'>a &lt;b&gt;</li><li class='inconclusive'>d</li></ul>",
+        "<h3>Q1?</h3><ul><li class='not'>c</li></ul>",
+        "<h3>Q3?</h3><ul><li class='supported'>e &amp; f</li></ul>",
+    ]
+
+
+def test_what_made_the_report_is_set_out_in_full():
+    record = {
+        **RECORD,
+        "git": {"commit": "abc123", "dirty": False},
+        "config": {"seeds": [0, 1], "data_seed": 7},
+        "versions": {"torch": "2.13.0", "trl": "1.16"},
+        "devices": ["cpu (a)", "cuda:0 (b)"],
+    }
+    versions = pl.DataFrame({"package": ["torch", "trl"], "version": ["2.13.0", "1.16"]})
+    assert report._record_html(record) == [
+        "<h2>What made this report</h2>",
+        "<p>Code: commit <code>abc123</code>; tree dirty: no. Training devices: cpu (a), cuda:0 (b); this page "
+        "rendered on cpu (test).</p>",
+        "<h3>Packages</h3>",
+        table_html(versions),
+        "<h3>Data (sha256 of each split, from its manifest)</h3>",
+        table_html(RECORD["data"]),
+        "<h3>Wall time per job (Snakemake benchmark files)</h3>",
+        table_html(RECORD["times"]),
+        "<h3>Resolved config</h3>",
+        "<pre>data_seed: 7\nseeds:\n- 0\n- 1\n</pre>",
+    ]
+    assert "tree dirty: unknown" in report._record_html({**record, "git": {"commit": "none", "dirty": None}})[1]
+
+
+def test_shares_of_weights_read_in_percent_and_large_round_numbers_in_full_up_to_a_bound():
+    head = table_html(
+        pl.DataFrame(
+            {"sparsity@1e-06": [0.5], "master_sparsity@1e-06": [0.5], "erased@1e-06": [0.5], "fro_norm": [0.5]}
+        )
+    )
+    assert (
+        "<th>sparsity@1e-06 (%)</th><th>master_sparsity@1e-06 (%)</th><th>erased@1e-06 (%)</th><th>fro_norm</th>"
+        in head
+    )
+    assert "<td>50.0</td><td>50.0</td><td>50.0</td><td>0.5</td>" in head
+    assert report._number(999_999_999_999_999.0, False) == "999,999,999,999,999"
+    assert report._number(1e15, False) == "1e+15"
+
+
+def test_a_column_with_underscores_keeps_its_interval_columns_beside_it():
+    frame = pl.DataFrame({"final_kl": [0.25], "final_kl_low": [0.125], "final_kl_high": [0.375]})
+    assert table_html(frame) == (
+        "<div class='table'><table><thead><tr><th>final_kl [95 % interval]</th></tr></thead><tbody>"
+        "<tr><td>0.25 [0.125, 0.375]</td></tr></tbody></table></div>"
+    )
