@@ -28,6 +28,7 @@ from esforget.data.sources import (
     read_jsonl,
 )
 from esforget.tasks import ROW_SCHEMA, choice, countdown, make_frame
+from esforget.tasks.safe_arith import safe_eval
 from tests.shared import FIXTURES, MICRO_COUNTDOWN
 
 ARITH = {"kind": "arith_choice_generator", "operand_range": [1, 9], "ops": ["+"], "instruction": ""}
@@ -320,3 +321,15 @@ def test_mmlu_rows_keep_the_subject_question_and_options(tmp_path):
     assert row["info"] == {"subject": "s", "question": "q?", "options": ["a", "b", "c", "d"]}
     assert row["prompt"].endswith("Answer: B\n\nq?\nA. a\nB. b\nC. c\nD. d\nAnswer:")
     assert (row["id"], row["ground_truth"]) == ("0", "3")
+
+
+def test_a_generated_puzzle_is_numbered_in_its_split_and_its_reference_reaches_its_target():
+    splits = build_splits(MICRO_COUNTDOWN, {"train": 6, "validation": 2, "test": 3}, seed=0)
+    for split, frame in splits.items():
+        assert frame["id"].to_list() == [f"{split}-{i}" for i in range(frame.height)]
+        for row in frame.iter_rows(named=True):
+            info = json.loads(row["info"])
+            target = int(row["ground_truth"])
+            assert row["prompt"] == countdown.prompt(info["numbers"], target, MICRO_COUNTDOWN["prompt_style"])
+            assert safe_eval(info["reference"]) == target
+            assert sorted(map(int, re.findall(r"\d+", info["reference"]))) == sorted(info["numbers"])
