@@ -178,7 +178,7 @@ CASES = [
     (members_beyond_memory, ValueError, r"members_per_forward=1000000000: .* GiB, .* GiB are free on cpu; lower it"),
     (mmlu_subject_missing_from_the_dev_split, ValueError, r"mmlu: only 0 'train' items for subject 'virology'"),
     (probe_item_without_options, ValueError, re.escape("item info ['choices', 'question'] lacks 'question'/'options'")),
-    (probe_option_adding_no_token, ValueError, "an option adds no token to its context"),
+    (probe_option_adding_no_token, ValueError, "^log-likelihood probe: an option adds no token to its context$"),
     (
         letters_the_tokenizer_cannot_tell_apart,
         ValueError,

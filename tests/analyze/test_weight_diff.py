@@ -307,3 +307,45 @@ def test_a_master_move_of_exactly_tau_is_unchanged_in_the_master_so_nothing_was_
         save_file(tensors, tmp_path / folder / "model.safetensors")
     row = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [tau]).row(0, named=True)
     assert (row[f"master_sparsity@{tau:g}"], row[f"erased@{tau:g}"]) == (0.5, 0.5)
+
+
+def test_the_rank_counts_singular_values_above_a_hundred_thousandth_of_the_largest(tmp_path):
+    """The authors' tolerance, rtol 1e-5: a direction moved a millionth as far as the largest
+    is no change of rank; one moved a thousandth is. Ranks 1 and 2 of 4: 25 % and 50 %."""
+    base = {"a.weight": torch.zeros(4, 4), "b.weight": torch.zeros(4, 4)}
+    tuned = {
+        "a.weight": torch.diag(torch.tensor([1.0, 1e-6, 0.0, 0.0])),
+        "b.weight": torch.diag(torch.tensor([1.0, 1e-3, 0.0, 0.0])),
+    }
+    rows = {
+        r["tensor"]: r["rank_percent"]
+        for r in diff_checkpoint(*save_pair(tmp_path, base, tuned), [0.0], rank=True).iter_rows(named=True)
+    }
+    assert rows == {"a.weight": 25.0, "b.weight": 50.0}
+
+
+def test_the_rank_is_of_the_update_from_the_base_as_training_saw_it(tmp_path):
+    """An fp16 run that never moved: its ΔW against the base rounded to fp16 is zero, rank 0."""
+    generator = torch.Generator().manual_seed(1)
+    base = {"w.weight": torch.randn(4, 4, generator=generator)}
+    untouched = {"w.weight": base["w.weight"].to(torch.float16)}
+    row = diff_checkpoint(*save_pair(tmp_path, base, untouched), [0.0], rank=True, reference_dtype="float16").row(
+        0, named=True
+    )
+    assert row["rank_percent"] == 0.0
+
+
+def test_storage_erased_a_change_it_left_at_exactly_tau_and_counts_it_in_every_chunk(tmp_path, monkeypatch):
+    """Stored |ΔW| = τ counts as unchanged (≤ τ), so a master move beyond τ stored at τ was
+    erased; the count adds up over chunks of rows."""
+    tau = 2.0**-10
+    base = {"w": torch.zeros(4, 2)}
+    master = {"w": torch.full((4, 2), 2 * tau)}
+    stored = {"w": torch.tensor([[tau, tau], [0.0, 2 * tau], [tau, 0.0], [2 * tau, 2 * tau]])}
+    for folder, tensors in (("base", base), ("ckpt", stored), ("ckpt/master", master)):
+        (tmp_path / folder).mkdir(parents=True)
+        save_file(tensors, tmp_path / folder / "model.safetensors")
+    whole = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [tau]).row(0, named=True)
+    monkeypatch.setattr(weight_diff, "CHUNK_ENTRIES", 2)  # rows of 2 → chunks of one row
+    chunked = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [tau]).row(0, named=True)
+    assert whole[f"erased@{tau:g}"] == chunked[f"erased@{tau:g}"] == 5 / 8

@@ -275,3 +275,51 @@ def test_probe_batches_are_placed_on_the_device_asked_for(micro_model_dir):
         assert {t.device.type for b in scorer.batches for t in (b.input_ids, b.attention_mask, b.position_ids)} == {
             "meta"
         }
+
+
+def bpe_tokenizer():
+    """A byte-level BPE tokenizer, as GPT-2, Llama 3 and Qwen have, trained here on a few lines:
+    a space and a letter are one token, `ĠA`, not a space and an `A`."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    core = ByteLevelBPETokenizer()
+    core.train_from_iterator(["Answer: A B C D\n"] * 50, vocab_size=300, min_frequency=1, special_tokens=["<pad>"])
+    return PreTrainedTokenizerFast(tokenizer_object=core._tokenizer, pad_token="<pad>")
+
+
+def test_the_letter_probe_reads_the_tokens_a_bpe_tokenizer_writes_after_answer():
+    from esforget.evaluate.likelihood import LetterScorer
+
+    tokenizer = bpe_tokenizer()
+    rows = make_frame([{"id": "0", "prompt": "Answer:", "ground_truth": "1", "info": {}}])
+    scorer = LetterScorer(tokenizer, rows, batch_size=4)
+    assert scorer.letters == tokenizer.convert_tokens_to_ids(["ĠA", "ĠB", "ĠC", "ĠD"])
+
+
+def test_acc_picks_the_largest_sum_and_acc_norm_the_largest_sum_per_character(micro_model_dir, monkeypatch):
+    """Sums fixed by hand: a long option can win on its sum and lose per character."""
+    tokenizer = load_tokenizer(micro_model_dir)
+    items = make_frame(
+        [
+            {"id": "0", "prompt": "-", "ground_truth": "1", "info": {"question": "q", "options": ["ab", "abcdefghi"]}},
+            {"id": "1", "prompt": "-", "ground_truth": "2", "info": {"question": "q", "options": ["a", "abcd", "x"]}},
+            {"id": "2", "prompt": "-", "ground_truth": "1", "info": {"question": "q", "options": ["abcdefg", "b"]}},
+        ]
+    )
+    scorer = LoglikScorer(tokenizer, items, batch_size=8)
+    # characters of " " + option: [3, 10], [2, 5, 2] and [8, 2]
+    monkeypatch.setattr(scorer, "logprobs", lambda model: [[-3.0, -5.0], [-4.0, -5.0, -6.0], [-8.0, -3.0]])
+    scores = scorer(None)
+    assert scores.acc == [True, False, False]  # -3 > -5; -4 is option 1, the answer 2; -3 is option 2
+    assert scores.acc_norm == [False, True, True]  # -1.0 < -0.5; -2.0, -1.0, -3.0; -1.0 > -1.5
+
+
+def test_a_one_token_context_with_the_longest_option_of_its_batch_is_scored(micro_model_dir):
+    """The logits kept are exactly those of the continuation: with no padding and a one-token
+    context, one more position than that would not exist."""
+    model, tokenizer = sharp_model(micro_model_dir), load_tokenizer(micro_model_dir)
+    items = make_frame([{"id": "0", "prompt": "-", "ground_truth": "1", "info": {"question": "x", "options": ["yz"]}}])
+    [[got]] = LoglikScorer(tokenizer, items, batch_size=1).logprobs(model)
+    whole = tokenizer("x yz", add_special_tokens=False)["input_ids"]
+    assert got == pytest.approx(sequence_logprob(model, whole, len(whole) - 1), rel=1e-5)

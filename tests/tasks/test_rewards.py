@@ -178,3 +178,12 @@ def test_a_reference_solution_brackets_a_lower_precedence_left_operand():
     solution = countdown.solve([1, 2, 3], 9)
     assert solution == "(1+2)*3"
     assert countdown.reward(countdown.completion(solution), [1, 2, 3], "9") == pytest.approx(1.1)
+
+
+def test_the_lazy_answer_adds_the_numbers_in_the_order_given():
+    assert countdown.lazy_answer([7, 3, 11]) == "7+3+11"
+
+
+def test_a_reply_without_an_answer_is_not_equivalent_to_any_truth():
+    assert math_answer.reward_equivalent("I do not know.", "5") == 0.0
+    assert math_answer.reward_equivalent("So #### 5", "5") == 1.0

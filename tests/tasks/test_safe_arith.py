@@ -40,6 +40,10 @@ def test_arithmetic_is_exact(expression, value):
         "1+" * 10_000 + "1",
         "",
         "1.5+1",  # floats are not Countdown numbers
+        "2**(1/2)",  # a fractional exponent
+        "2**65",  # an exponent beyond 64, however small the result
+        "4**43",  # 43 × 3 bits of base: one bit over the limit, though 4**43 < 10**30
+        "(5/4)**64",  # 64 × 3 bits of numerator: over the limit, though (5/4)**64 is small
     ],
 )
 def test_hostile_or_malformed_input_is_none_and_never_builds_a_large_number(hostile):
