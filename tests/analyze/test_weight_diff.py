@@ -94,6 +94,10 @@ def test_mismatched_checkpoints_fail_with_the_tensor_name(tmp_path):
     save_file({"v": torch.zeros(2)}, tmp_path / "b" / "model.safetensors")
     with pytest.raises(ValueError, match="'v'"):
         diff_checkpoint(tmp_path / "a", tmp_path / "b", [1e-6])
+    many = {name: torch.zeros(2) for name in "cdefghi"}
+    save_file(many, tmp_path / "b" / "model.safetensors")
+    with pytest.raises(ValueError, match=r"hold different tensors, e\.g\. \['c', 'd', 'e', 'f', 'g'\]$"):
+        diff_checkpoint(tmp_path / "a", tmp_path / "b", [1e-6])  # the first five of the eight names
 
 
 QWEN = {  # Qwen2 names: q/k/v carry biases; saved in two shards as large models are
@@ -349,3 +353,23 @@ def test_storage_erased_a_change_it_left_at_exactly_tau_and_counts_it_in_every_c
     monkeypatch.setattr(weight_diff, "CHUNK_ENTRIES", 2)  # rows of 2 → chunks of one row
     chunked = diff_checkpoint(tmp_path / "base", tmp_path / "ckpt", [tau]).row(0, named=True)
     assert whole[f"erased@{tau:g}"] == chunked[f"erased@{tau:g}"] == 5 / 8
+
+
+def test_the_table_keeps_its_types_when_no_tensor_has_a_layer_or_a_matrix(tmp_path):
+    """Layers and ranks are null for a norm weight outside the layers; the columns are typed
+    all the same, so that tables of several runs stack."""
+    table = diff_checkpoint(
+        *save_pair(tmp_path, {"norm.weight": torch.zeros(3)}, {"norm.weight": torch.ones(3)}), [0.0], rank=True
+    )
+    assert (table["layer"].to_list(), table["rank_percent"].to_list()) == ([None], [None])
+    assert (table.schema["layer"], table.schema["rank_percent"]) == (pl.Int64, pl.Float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_an_empty_tensor_reads_as_an_empty_tensor_of_its_dtype(tmp_path, dtype):
+    save_file({"empty": torch.zeros(0, 3, dtype=dtype), "w": torch.ones(2, 3, dtype=dtype)}, tmp_path / "m.safetensors")
+    reader = weight_diff.TensorFile(tmp_path / "m.safetensors")
+    empty = reader.rows("empty", 0, 0)
+    none_of_w = reader.rows("w", 1, 1)
+    reader.close()
+    assert (empty.shape, empty.dtype) == ((0, 3), dtype) and (none_of_w.shape, none_of_w.dtype) == ((0, 3), dtype)

@@ -280,7 +280,11 @@ def test_the_scorer_cuts_replies_after_the_tasks_stop_strings(micro_model_dir):
 
     expected = [tokenizer.decode(cut(reply), skip_special_tokens=True) for reply in free]
     assert len({len(reply) for reply in expected}) > 1
-    assert GreedyScorer(tokenizer, rows, "choice", 16, 4, stop_strings=[stop])(model).replies == expected
+    scorer = GreedyScorer(tokenizer, rows, "choice", 16, 4, stop_strings=[stop])
+    assert scorer(model).replies == expected
+    # the unperturbed replies ES's members verify as drafts end there too
+    drafts = [draft for batch in scorer.drafts(model) for draft in batch]
+    assert tokenizer.batch_decode(drafts, skip_special_tokens=True) == expected
 
 
 def test_prompts_sharing_a_preamble_run_it_once_per_member_and_reply_as_whole_prompts(micro_model_dir):

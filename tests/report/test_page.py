@@ -405,6 +405,16 @@ def test_legends_show_whole_names_and_the_png_is_drawn_at_twice_the_svgs_size(tm
     assert png_width == round(report.PNG_SCALE * svg_width)
 
 
+def test_a_caption_is_set_as_html_and_a_slip_in_it_shows_no_docutils_message():
+    """Snakemake's report shows the same captions; the page shows a stray `|` as text, not a
+    docutils error box (the caption test refuses such slips in the shipped captions)."""
+    assert (
+        report.caption_html("share of ``|ΔW| ≤ τ``")
+        == '<p>share of <span class="docutils literal">|ΔW| ≤ τ</span></p>\n'
+    )
+    assert report.caption_html("share of entries (|ΔW| ≤ τ)") == "<p>share of entries (|ΔW| ≤ τ)</p>\n"
+
+
 def test_changes_of_accuracy_read_in_points_and_shares_in_percent():
     head = table_html(pl.DataFrame({"prior_change": [0.1], "final_minus_base": [0.2], "final": [0.5], "n": [3]}))
     assert "<th>prior_change (points)</th><th>final_minus_base (points)</th><th>final (%)</th><th>n</th>" in head
@@ -733,3 +743,24 @@ def test_a_column_with_underscores_keeps_its_interval_columns_beside_it():
         "<div class='table'><table><thead><tr><th>final_kl [95 % interval]</th></tr></thead><tbody>"
         "<tr><td>0.25 [0.125, 0.375]</td></tr></tbody></table></div>"
     )
+
+
+def test_the_findings_table_holds_each_findings_estimate_and_verdict(run_files, monkeypatch):
+    from esforget.core.statistics import Estimate
+
+    files, runs = run_files
+    data = collect(files["retention"], files["weights"], files["metrics"], runs, METHODS, THRESHOLDS)
+    found = [
+        findings.Finding("Q?", "a comparison", Estimate(-1.5, -2.5, -0.5, 6), findings.SUPPORTED, note="a note"),
+        findings.Finding("Q?", "another", None, findings.INCONCLUSIVE),
+    ]
+    monkeypatch.setattr(findings, "all_findings", lambda checkpoints: found)
+    table = report.tables(data, ["arith"], THRESHOLDS, METHODS)["findings"]
+    assert table.rows() == [
+        ("Q?", "a comparison", -1.5, -2.5, -0.5, 6, "supported", "a note", found[0].sentence()),
+        ("Q?", "another", None, None, None, None, "inconclusive at this sample", "", found[1].sentence()),
+    ]
+    assert [table.schema[c] for c in ("value", "low", "high", "n")] == [pl.Float64, pl.Float64, pl.Float64, pl.Int64]
+    monkeypatch.setattr(findings, "all_findings", lambda checkpoints: found[1:])  # no estimate at all
+    table = report.tables(data, ["arith"], THRESHOLDS, METHODS)["findings"]
+    assert [table.schema[c] for c in ("value", "low", "high", "n")] == [pl.Float64, pl.Float64, pl.Float64, pl.Int64]

@@ -17,6 +17,8 @@ from esforget.tasks.safe_arith import safe_eval
         ("-2+5", 3),
         ("2**3", 8),
         ("7//2", 3),
+        ("(+3)*2", 6),  # a unary plus keeps the sign
+        ("-(-3)", 3),
         ("2**64", 2**64),  # the largest power of 2 allowed: 64 × 2 bits of base is the limit, not over it
         ("10**30", 10**30),  # the largest magnitude allowed
     ],
@@ -40,6 +42,8 @@ def test_arithmetic_is_exact(expression, value):
         "1+" * 10_000 + "1",
         "",
         "1.5+1",  # floats are not Countdown numbers
+        "7 % 2",  # operators Python has and Countdown does not
+        "1 << 3",
         "2**(1/2)",  # a fractional exponent
         "2**65",  # an exponent beyond 64, however small the result
         "4**43",  # 43 × 3 bits of base: one bit over the limit, though 4**43 < 10**30
@@ -57,3 +61,9 @@ def test_hostile_or_malformed_input_is_none_and_never_builds_a_large_number(host
     finally:
         tracemalloc.stop()
     assert peak < 2**20
+
+
+def test_an_answer_of_at_most_512_characters_is_read_and_a_longer_one_refused():
+    longest = "+".join(["1"] * 256)  # 256 ones, 255 plus signs: 511 characters
+    assert len(longest + " ") == 512 and safe_eval(longest + " ") == 256
+    assert safe_eval(longest + "  ") is None
