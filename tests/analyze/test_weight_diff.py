@@ -373,3 +373,28 @@ def test_an_empty_tensor_reads_as_an_empty_tensor_of_its_dtype(tmp_path, dtype):
     none_of_w = reader.rows("w", 1, 1)
     reader.close()
     assert (empty.shape, empty.dtype) == ((0, 3), dtype) and (none_of_w.shape, none_of_w.dtype) == ((0, 3), dtype)
+
+
+def test_a_checkpoints_whole_update_adds_its_tensors_in_squares_as_stored_and_in_the_master():
+    """‖ΔW‖_F over all parameters is the root of the summed squares of the tensors' norms, as
+    stored and, where every tensor kept its master, in the master; the shares are weighted by
+    the tensors' sizes."""
+    table = pl.DataFrame(
+        {
+            "numel": [1, 3],
+            "fro_norm": [3.0, 4.0],
+            "master_fro_norm": [6.0, 8.0],
+            "sparsity@0": [1.0, 0.0],
+            "master_sparsity@0": [0.0, 0.0],
+            "erased@0": [1.0, 0.0],
+        }
+    )
+    whole = summarise(table, [0.0])
+    assert (whole["fro_norm"], whole["master_fro_norm"]) == (5.0, 10.0)
+    assert (whole["sparsity@0/overall"], whole["sparsity@0/tensor_mean"], whole["erased@0/overall"]) == (
+        0.25,
+        0.5,
+        0.25,
+    )
+    partly = summarise(table.with_columns(master_fro_norm=pl.Series([6.0, None])), [0.0])
+    assert partly["master_fro_norm"] is None and partly["erased@0/overall"] is None  # one tensor without a master
