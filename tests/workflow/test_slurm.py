@@ -2,7 +2,6 @@
 (tests/workflow/slurm_cluster.py): the e2e DAG runs job by job through `--profile profiles/slurm`, every
 job is seen from SLURM's side, and a failing job ends the run promptly with nothing left queued."""
 
-import datetime
 import re
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import yaml
 
 from esforget.config.load import load
 from esforget.core import layout
+from esforget.train import resume
 from tests.workflow.e2e import copy_e2e_workflow
 from tests.workflow.slurm_cluster import Cluster, missing_binaries
 
@@ -51,12 +51,13 @@ def snakemake(cluster: Cluster, root: Path, *args: str) -> subprocess.CompletedP
     )
 
 
-SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/(\S*)/\d+\.log\)")
+# A job with wildcards logs to rule_R/W/N.log, one without (the report) to rule_R/N.log.
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/(?:(\S*)/)?\d+\.log\)")
 
 
 def submitted(output: str) -> dict[str, tuple[str, str]]:
     """SLURM job id → (rule, wildcards), from Snakemake's "submitted with SLURM jobid N (log:
-    …/rule_R/W/N.log)" lines, W being the job's wildcard values joined by "_"."""
+    …/rule_R/W/N.log)" lines, W being the job's wildcard values joined by "_" ("" for none)."""
     return {job: (rule, wildcards) for job, rule, wildcards in SUBMITTED.findall(output)}
 
 
@@ -120,19 +121,21 @@ def test_the_e2e_dag_runs_as_slurm_jobs_with_the_resources_its_rules_declare(clu
 
 
 def test_a_failing_job_fails_the_run_promptly_and_leaves_nothing_queued(cluster, tmp_path):
+    """Promptly, without a clock: Snakemake names the failure from the job's FAILED state, which
+    squeue shows only until MinJobAge (300 s) after the job ends; a plugin that lost track of the
+    job would instead run into the hang guard (RUN_LIMIT_S) and fail the test there."""
     root = copy_e2e_workflow(tmp_path)
     # a base that must reach 100 % on the prior task, with no extra rounds: pretraining fails
     # inside its SLURM job, after the config passed every check
     (root / "strict.yaml").write_text("models: {micro: {pretrain: {min_prior_accuracy: 1.0}}}\n")
     done = snakemake(cluster, root, "--configfile", "config/config.yaml", "strict.yaml")
-    ended = time.time()
     assert done.returncode != 0
-    jobs = submitted(done.stdout + done.stderr)
+    output = done.stdout + done.stderr
+    jobs = submitted(output)
     failed = [job for job in cluster.completed_jobs() if job["JobState"] == "FAILED" and job["JobId"] in jobs]
     assert [jobs[job["JobId"]][0] for job in failed] == ["prepare_base_model"]
-    # SLURM writes local times, to the second
-    took = ended - datetime.datetime.fromisoformat(failed[0]["EndTime"]).timestamp()
-    assert took < 60, f"the run ended {took:.0f} s after its failed job"  # measured: 27 s (2 s to notice)
+    assert f"SLURM-job '{failed[0]['JobId']}' failed, SLURM status is: 'FAILED'" in output
+    assert "Exiting because a job execution failed" in output
     assert cluster.run("squeue", "--noheader").stdout.strip() == ""
 
 
@@ -157,7 +160,7 @@ def test_a_requeued_training_job_resumes_from_its_last_checkpoint(cluster, tmp_p
     )
     try:
         deadline = time.monotonic() + RUN_LIMIT_S
-        while not list(run_dir.glob("partial/state/step*/state.json")):
+        while not list(run_dir.glob(f"partial/state/step*/{resume.STATE_FILE}")):
             assert run.poll() is None and time.monotonic() < deadline, "the run ended before its first state"
             time.sleep(0.5)
         running = cluster.run("squeue", "--noheader", "--states=RUNNING", "--format=%i").stdout.split()

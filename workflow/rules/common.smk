@@ -64,6 +64,11 @@ def model_resource(key):
     return lambda wildcards: job_resources(config["models"][MODEL_OF[wildcards.model_id]])[key]
 
 
+def train_threads(wildcards):
+    """A training job's threads: `threads.train_es` or `threads.train_grpo`, by the method's algorithm."""
+    return config["threads"][f"train_{METHODS[wildcards.method]['algorithm']}"]
+
+
 def run_method(wildcards):
     """The method's keys for this run, `runs.overrides` applied."""
     return method_for_run(config, MODEL_OF[wildcards.model_id], wildcards.method, TASK_OF[wildcards.task_id])

@@ -2,7 +2,8 @@
 # workflow/report/<key>.rst, shown by the page and by Snakemake's own report alike.
 from esforget.report.page import FIGURES, TABLES
 
-CAPTIONS = Path(workflow.basedir) / "workflow" / "report"
+# Relative to the working directory, as every input is: a copied or moved workflow stays current.
+CAPTIONS = "workflow/report"
 
 
 rule render_report:
@@ -12,7 +13,7 @@ rule render_report:
         metrics=run_paths("metrics.parquet"),
         run_configs=run_paths("run_config.json"),
         manifests=[f"{layout.data_dir(config, task)}/manifest.json" for task in TASKS],
-        captions=[CAPTIONS / f"{key}.rst" for key in FIGURES],
+        captions=[f"{CAPTIONS}/{key}.rst" for key in FIGURES],
     output:
         html=report(
             "results/report/report.html",

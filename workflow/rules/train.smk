@@ -3,10 +3,6 @@
 # job's threads (config `threads.train_es` or `threads.train_grpo`).
 
 
-def train_threads(wildcards):
-    return config["threads"][f"train_{METHODS[wildcards.method]['algorithm']}"]
-
-
 rule train:
     input:
         base=f"{BASE_DIR}/model",
