@@ -21,7 +21,7 @@ from esforget.train import es, launch, resume
 from esforget.train.distributed import Group
 from tests.shared import MICRO_COUNTDOWN
 from tests.train.specs import launch_spec
-from tests.train.staged_kill import train_killed_after_first_state
+from tests.train.staged_kill import killed_and_resumed, train_killed_after_first_state
 
 ITERATIONS = 12
 
@@ -75,16 +75,8 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_pa
     metrics compare (drift/total_norm). The rerun continues from the state (iteration 3), not
     from the start."""
     job = {**job, "method": {**job["method"], "numerics": numerics, "dtype": dtype}}
-    launch.train({**job, "out_dir": str(tmp_path / "whole")})
-    out = tmp_path / "killed"
-    train_killed_after_first_state(job, out)
-
-    with caplog.at_level("INFO", logger="esforget.train.resume"):
-        launch.train({**job, "out_dir": str(out)})  # what Snakemake's rerun does
-
-    assert "resuming from step 3" in caplog.text
-
-    assert_same_run(finished(tmp_path / "whole"), finished(out), job["base_dir"])
+    whole, out = killed_and_resumed(job, tmp_path, caplog, step=3)
+    assert_same_run(finished(whole), finished(out), job["base_dir"])
     assert not (out / "partial").exists()
 
 

@@ -12,7 +12,7 @@ from esforget.core.models import load_model
 from esforget.data.sources import build_splits
 from esforget.train import grpo, launch
 from tests.train.specs import launch_spec
-from tests.train.staged_kill import train_killed_after_first_state
+from tests.train.staged_kill import killed_and_resumed
 
 
 def test_the_papers_batch_geometry_is_refused_with_the_nearest_exact_settings():
@@ -196,17 +196,8 @@ def test_one_step_without_reward_signal_only_decays_and_is_stored_rounded_to_bf1
 
 def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path, caplog):
     """Killed right after its first state (rollout 3), the rerun continues from there."""
-    launch.train({**job, "out_dir": str(tmp_path / "whole")})
-    out = tmp_path / "killed"
-    train_killed_after_first_state(job, out)
-
-    with caplog.at_level("INFO", logger="esforget.train.resume"):
-        launch.train({**job, "out_dir": str(out)})  # what Snakemake's rerun does
-
-    assert "resuming from step 3" in caplog.text
-
-    whole = pl.read_parquet(tmp_path / "whole" / "metrics.parquet").drop("perf/seconds")
-    resumed = pl.read_parquet(out / "metrics.parquet").drop("perf/seconds")
-    assert resumed.equals(whole)
-    pairs = zip(final_weights(out, 12), final_weights(tmp_path / "whole", 12), strict=True)
+    whole, resumed = killed_and_resumed(job, tmp_path, caplog, step=3)
+    metrics = [pl.read_parquet(run / "metrics.parquet").drop("perf/seconds") for run in (whole, resumed)]
+    assert metrics[1].equals(metrics[0])
+    pairs = zip(final_weights(resumed, 12), final_weights(whole, 12), strict=True)
     assert all(torch.equal(p, q) for p, q in pairs)
