@@ -126,6 +126,19 @@ def test_batched_left_padded_decoding_equals_one_prompt_at_a_time_without_a_cach
     assert batched == expected
 
 
+def test_a_model_saved_with_use_cache_off_decodes_with_a_cache_all_the_same(micro_model_dir):
+    """Checkpoints trained with gradient checkpointing are saved with `use_cache: false` in their
+    config: decoding asks for the cache itself, and replies as the model would with it on."""
+    tokenizer = load_tokenizer(micro_model_dir)
+    model = sharp_model(micro_model_dir)
+    prompts = pad_left(mixed_length_prompts(tokenizer, seed=2), tokenizer.pad_token_id)
+    expected = greedy(model, prompts, 8, stop_ids=[])
+
+    model.config.use_cache = False
+
+    assert greedy(model, prompts, 8, stop_ids=[]) == expected
+
+
 def test_batched_decoding_equals_transformers_generate(micro_model_dir):
     tokenizer = load_tokenizer(micro_model_dir)
     model = sharp_model(micro_model_dir)

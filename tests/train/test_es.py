@@ -289,6 +289,7 @@ def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_pa
     assert m1["update/total_norm"][-1] > 0
     assert any(not torch.equal(p, q) for p, q in zip(model1.parameters(), base.parameters(), strict=True))
     assert m1.columns[:4] == ["step", "fitness/mean", "fitness/std", "fitness/max"]
+    assert (m1["perf/generated_tokens"] > 0).all()  # the members' tokens, for throughput
     assert m1["step"].to_list() == [1, 2, 3]
     recorded = read_json(tmp_path / "a" / "run_config.json")  # what defines the run, and where it ran
     assert (recorded["algorithm"], recorded["seed"], recorded["base"]) == ("es", 1, str(micro_model_dir))
@@ -302,6 +303,38 @@ def test_each_iteration_draws_a_fresh_sorted_batch_of_distinct_prompts():
     assert len({tuple(b) for b in batches}) == 20  # a new batch every iteration ...
     assert batches[0] == es.prompt_batch(seed=3, iteration=1, available=50, k=8)  # ... regenerated from the seed
     assert batches[0] != es.prompt_batch(seed=4, iteration=1, available=50, k=8)
+    # pinned: a later version of the code must draw the same prompts, or the same config no
+    # longer gives the same run
+    assert batches[0] == [13, 14, 16, 19, 30, 32, 46, 49]
+
+
+def test_the_configured_fitness_shaping_shapes_every_update(micro_model_dir, tmp_path, monkeypatch):
+    data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 2, "test": 1}, seed=0)
+    shaped = []
+
+    def recorded(fitness, mode, numerics="master"):
+        shaped.append(mode)
+        return shape_fitness(fitness, mode, numerics)
+
+    shape_fitness = es.shape_fitness
+    monkeypatch.setattr(es, "shape_fitness", recorded)
+    es.train(
+        es.ESConfig(population_size=4, **THREE_ITERATIONS, fitness_shaping="rank"),
+        micro_job(micro_model_dir, data, tmp_path),
+    )
+    assert shaped == ["rank"] * 3
+
+
+def test_without_draft_replies_no_drafts_are_decoded(micro_model_dir, tmp_path, monkeypatch):
+    """Drafts cost a decode of every prompt per iteration: only `draft_replies` pays it."""
+
+    def refused(self, model):
+        raise AssertionError("drafts decoded with draft_replies off")
+
+    monkeypatch.setattr(GreedyScorer, "drafts", refused)
+    data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 2, "test": 1}, seed=0)
+    metrics = es.train(es.ESConfig(population_size=2, **THREE_ITERATIONS), micro_job(micro_model_dir, data, tmp_path))
+    assert metrics["step"].to_list() == [1, 2, 3]
 
 
 def test_validation_runs_every_validate_every_iterations_and_at_the_end(micro_model_dir, tmp_path):
