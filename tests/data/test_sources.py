@@ -12,15 +12,13 @@ import pytest
 
 from esforget.data.prepare import prepare_task
 from esforget.data.sources import (
+    HUB_LOADERS,
     MATH_INSTRUCTION,
     SPLITS,
     _countdown_rows,
-    _gsm8k_rows,
     _hellaswag_rows,
     _limit,
-    _math_rows,
     _mmlu_rows,
-    _olympiad_rows,
     _read_verl,
     build_splits,
     hellaswag_preprocess,
@@ -170,14 +168,18 @@ def test_the_math_ground_truths_are_what_the_authors_graders_compare_with():
     """GSM8K: the number after the last `####` of the worked answer, commas dropped; MATH: the
     last boxed expression of the solution, or nothing where there is none."""
     gsm8k = [{"question": "q", "answer": "First #### is not the end.\nSo 1,000 + 200.\n#### 1,200"}]
-    assert _gsm8k_rows(gsm8k, {})[0]["ground_truth"] == "1200"
+    assert HUB_LOADERS["gsm8k"](gsm8k, {})[0]["ground_truth"] == "1200"
     unboxed = [{"problem": "p", "solution": "The answer is 5."}, {"problem": "p", "solution": "$\\boxed{5}$"}]
-    assert [row["ground_truth"] for row in _math_rows(unboxed, {})] == ["", "5"]
+    assert [row["ground_truth"] for row in HUB_LOADERS["math"](unboxed, {})] == ["", "5"]
 
 
 def test_math_rows_remember_each_items_place_in_the_source():
     records = [{"question": f"q{i}", "final_answer": [str(i)]} for i in range(3)]
-    assert [row["info"] for row in _olympiad_rows(records, {})] == [{"index": 0}, {"index": 1}, {"index": 2}]
+    assert [row["info"] for row in HUB_LOADERS["olympiadbench"](records, {})] == [
+        {"index": 0},
+        {"index": 1},
+        {"index": 2},
+    ]
 
 
 def test_the_authors_splits_keep_only_an_items_index_and_id_beside_its_prompt(tmp_path):
@@ -245,10 +247,10 @@ def test_a_generated_choice_item_is_numbered_in_its_split_and_asks_with_the_inst
 
 def test_gsm8k_reads_the_number_after_the_last_hashes_written_with_or_without_a_space():
     records = [{"question": "q", "answer": "So.\n####1,200"}, {"question": "q", "answer": "So.\n#### 7"}]
-    rows = _gsm8k_rows(records, {})
+    rows = HUB_LOADERS["gsm8k"](records, {})
     assert [row["ground_truth"] for row in rows] == ["1200", "7"]
     assert [row["info"] for row in rows] == [{"index": 0}, {"index": 1}]
-    assert [row["info"] for row in _math_rows([{"problem": "p", "solution": "\\\\boxed{1}"}] * 2, {})] == [
+    assert [row["info"] for row in HUB_LOADERS["math"]([{"problem": "p", "solution": "\\\\boxed{1}"}] * 2, {})] == [
         {"index": 0},
         {"index": 1},
     ]
@@ -259,7 +261,7 @@ def test_a_split_limited_in_size_is_the_seeded_sample_of_the_whole(tmp_path, kin
     """The same rows `_limit` draws with the data seed, from the hub path and from local files."""
     records = [{"question": f"q{i}", "answer": f"#### {i}"} for i in range(12)]
     (tmp_path / "all.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    whole = make_frame(_gsm8k_rows(records, {}))
+    whole = make_frame(HUB_LOADERS["gsm8k"](records, {}))
     if kind == "hub":
         source = {"kind": "hub", "loader": "gsm8k", "dataset": "json", "data_files": str(tmp_path / "all.jsonl")}
         source["splits"] = dict.fromkeys(SPLITS, "train")

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 
 from esforget.tasks import choice, countdown, make_frame
+from esforget.tasks.math_answer import last_boxed
 
 SPLITS = ("train", "validation", "test")
 
@@ -212,42 +214,22 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def _gsm8k_rows(ds, source) -> list[dict]:
-    return [
-        {
-            "id": str(i),
-            "prompt": r["question"] + MATH_INSTRUCTION,
-            "ground_truth": r["answer"].split("####")[-1].strip().replace(",", ""),
-            "info": {"index": i},
-        }
-        for i, r in enumerate(ds)
-    ]
+def _math_rows(question: str, final_answer: Callable[[dict], str]) -> Callable[[object, dict], list[dict]]:
+    """The loader of a math dataset: each record's `question` field with the answer instruction,
+    and its final answer, from the record, as ground truth."""
 
+    def rows(ds, source) -> list[dict]:
+        return [
+            {
+                "id": str(i),
+                "prompt": r[question] + MATH_INSTRUCTION,
+                "ground_truth": final_answer(r),
+                "info": {"index": i},
+            }
+            for i, r in enumerate(ds)
+        ]
 
-def _math_rows(ds, source) -> list[dict]:
-    from esforget.tasks.math_answer import last_boxed
-
-    return [
-        {
-            "id": str(i),
-            "prompt": r["problem"] + MATH_INSTRUCTION,
-            "ground_truth": last_boxed(r["solution"]) or "",
-            "info": {"index": i},
-        }
-        for i, r in enumerate(ds)
-    ]
-
-
-def _olympiad_rows(ds, source) -> list[dict]:
-    return [
-        {
-            "id": str(i),
-            "prompt": r["question"] + MATH_INSTRUCTION,
-            "ground_truth": r["final_answer"][0],
-            "info": {"index": i},
-        }
-        for i, r in enumerate(ds)
-    ]
+    return rows
 
 
 def _countdown_rows(ds, source) -> list[dict]:
@@ -340,9 +322,10 @@ def _mmlu_rows(ds, source) -> list[dict]:
 
 
 HUB_LOADERS = {
-    "gsm8k": _gsm8k_rows,
-    "math": _math_rows,
-    "olympiadbench": _olympiad_rows,
+    # GSM8K's answer ends "#### 1,234"; MATH's solution boxes it; OlympiadBench lists it
+    "gsm8k": _math_rows("question", lambda r: r["answer"].split("####")[-1].strip().replace(",", "")),
+    "math": _math_rows("problem", lambda r: last_boxed(r["solution"]) or ""),
+    "olympiadbench": _math_rows("question", lambda r: r["final_answer"][0]),
     "countdown": _countdown_rows,
     "hellaswag": _hellaswag_rows,
     "mmlu": _mmlu_rows,
