@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 
 from esforget.analyze import weight_diff
 from esforget.analyze.weight_diff import bucket, diff_checkpoint, diff_run, layer_index, summarise
+from esforget.core.tensors import TensorFile
 from tests.shared import save_pair
 
 LLAMA = {
@@ -180,7 +181,7 @@ def test_reading_in_small_chunks_gives_the_same_numbers(tmp_path, monkeypatch):
     assert chunked["fro_norm"].to_list() == pytest.approx(whole["fro_norm"].to_list(), rel=1e-6)
     assert chunked["stored_dtype"].to_list() == ["float32", "float32", "float32", "bfloat16"]
     for name, tensor in tuned.items():  # the plain reader returns exactly what safetensors stored
-        reader = weight_diff.TensorFile(tmp_path / "tuned" / "model.safetensors")
+        reader = TensorFile(tmp_path / "tuned" / "model.safetensors")
         rows = tensor.shape[0] if tensor.dim() else 1
         assert torch.equal(reader.rows(name, 0, rows), tensor)
         reader.close()
@@ -363,16 +364,6 @@ def test_the_table_keeps_its_types_when_no_tensor_has_a_layer_or_a_matrix(tmp_pa
     )
     assert (table["layer"].to_list(), table["rank_percent"].to_list()) == ([None], [None])
     assert (table.schema["layer"], table.schema["rank_percent"]) == (pl.Int64, pl.Float64)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_an_empty_tensor_reads_as_an_empty_tensor_of_its_dtype(tmp_path, dtype):
-    save_file({"empty": torch.zeros(0, 3, dtype=dtype), "w": torch.ones(2, 3, dtype=dtype)}, tmp_path / "m.safetensors")
-    reader = weight_diff.TensorFile(tmp_path / "m.safetensors")
-    empty = reader.rows("empty", 0, 0)
-    none_of_w = reader.rows("w", 1, 1)
-    reader.close()
-    assert (empty.shape, empty.dtype) == ((0, 3), dtype) and (none_of_w.shape, none_of_w.dtype) == ((0, 3), dtype)
 
 
 def test_a_checkpoints_whole_update_adds_its_tensors_in_squares_as_stored_and_in_the_master():
