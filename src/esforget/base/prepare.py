@@ -59,9 +59,13 @@ def _load_external(spec: dict):
     if not (folder / spec["gguf_file"]).exists():
         raise FileNotFoundError(f"missing GGUF file: {folder / spec['gguf_file']}")
     dequantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=spec["gguf_file"], dtype=dtype)
-    # transformers marks a GGUF-loaded model as quantized and refuses to save it, although its
-    # weights are already dequantized to `dtype`: move them into a plain model of the same config.
-    model = AutoModelForCausalLM.from_config(dequantized.config, dtype=dtype)
+    # transformers marks a GGUF-loaded model as quantized and refuses to save or fine-tune it,
+    # although its weights are already dequantized to `dtype`: move them into a plain model of
+    # the same config without the GGUF quantization entry, so that TRL's Trainer, lm-eval and a
+    # plain `from_pretrained(dir)` take the saved directory as the ordinary model it is.
+    settings = dequantized.config.to_dict()
+    settings.pop("quantization_config", None)
+    model = AutoModelForCausalLM.from_config(type(dequantized.config).from_dict(settings), dtype=dtype)
     model.load_state_dict(dequantized.state_dict())
     model.generation_config = dequantized.generation_config
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=spec["gguf_file"])

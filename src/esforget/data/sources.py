@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from esforget.tasks import choice, countdown, make_frame
+from esforget.tasks import choice, countdown, direct_answer, make_frame, prose_cloze
 from esforget.tasks.math_answer import last_boxed
 
 SPLITS = ("train", "validation", "test")
@@ -31,6 +31,10 @@ def build_splits(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame
         return _countdown_generator(source, sizes, seed)
     if kind == "arith_choice_generator":
         return _arith_choice_generator(source, sizes, seed)
+    if kind == "arith_direct_generator":
+        return _arith_direct_generator(source, sizes, seed)
+    if kind == "prose_cloze_generator":
+        return _prose_cloze_generator(source, sizes, seed)
     if kind == "verl_parquet":
         return _verl_parquet(source, sizes, seed)
     if kind == "hub":
@@ -113,6 +117,57 @@ def _arith_choice_generator(source: dict, sizes: dict, seed: int) -> dict[str, p
                     "info": {"question": question, "options": options},
                 }
                 for i, (question, options, answer) in enumerate(items)
+            ]
+        )
+        for split, items in splits.items()
+    }
+
+
+def _arith_direct_generator(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame]:
+    low, high = source["operand_range"]
+
+    def make(rng):
+        return direct_answer.random_item(rng, low, high, source["ops"])
+
+    def key(item):
+        return item[:3]
+
+    splits = _split_unique(make, key, sizes, seed, "arith_direct_generator")
+    return {
+        split: make_frame(
+            [
+                {
+                    "id": f"{split}-{i}",
+                    "prompt": direct_answer.question(a, op, b, source["instruction"]),
+                    "ground_truth": str(value),
+                    "info": {"operands": [a, b], "op": op},
+                }
+                for i, (a, op, b, value) in enumerate(items)
+            ]
+        )
+        for split, items in splits.items()
+    }
+
+
+def _prose_cloze_generator(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame]:
+    def make(rng):
+        return prose_cloze.random_item(rng, source["context_sentences"])
+
+    def key(item):  # one item per passage and continuation, whatever its wrong options
+        context, options, right, _ = item
+        return context, options[right - 1]
+
+    splits = _split_unique(make, key, sizes, seed, "prose_cloze_generator")
+    return {
+        split: make_frame(
+            [
+                {
+                    "id": f"{split}-{i}",
+                    "prompt": choice.format_prompt(context, options, source["instruction"]),
+                    "ground_truth": str(right),
+                    "info": {"topic": topic, "question": context, "options": options},
+                }
+                for i, (context, options, right, topic) in enumerate(items)
             ]
         )
         for split, items in splits.items()

@@ -9,10 +9,10 @@ Every task, whatever its source, is stored in one row schema (`ROW_SCHEMA`):
 | `ground_truth`| what the scorer compares against (target, option digit, answer)  |
 | `info`        | JSON object with scorer inputs (`numbers`) and provenance         |
 
-A task's *scorer* (`countdown`, `choice`, `math_authors`, `math` or `math_verify`) maps a
-model reply to a reward (see `esforget.tasks.math_answer` for the three math graders); a reply
-is *correct* when its reward reaches the scorer's threshold (Countdown: reward ≥ 1, as the
-authors count accuracy).
+A task's *scorer* (`countdown`, `choice`, `number`, `math_authors`, `math` or `math_verify`) maps a
+model reply to a reward (see `esforget.tasks.math_answer` for the three math graders and
+`esforget.tasks.direct_answer` for `number`); a reply is *correct* when its reward reaches the
+scorer's threshold (Countdown: reward ≥ 1, as the authors count accuracy).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from collections.abc import Callable
 
 import polars as pl
 
-from esforget.tasks import choice, countdown, math_answer
+from esforget.tasks import choice, countdown, direct_answer, math_answer
 
 ROW_SCHEMA = {"id": pl.String, "prompt": pl.String, "ground_truth": pl.String, "info": pl.String}
 
-SCORERS = ("countdown", "choice", "math_authors", "math", "math_verify")
+SCORERS = ("countdown", "choice", "number", "math_authors", "math", "math_verify")
 
 Reward = Callable[[str, str, dict], float]
 
@@ -37,6 +37,8 @@ def reward_function(scorer: str) -> Reward:
         return lambda reply, truth, info: countdown.reward(reply, info["numbers"], truth)
     if scorer == "choice":
         return lambda reply, truth, info: choice.reward(reply, truth)
+    if scorer == "number":
+        return lambda reply, truth, info: direct_answer.reward(reply, truth)
     if scorer == "math_authors":
         return lambda reply, truth, info: math_answer.reward_authors(reply, truth)
     if scorer == "math":

@@ -69,6 +69,7 @@ def trl_config(cfg: GRPOMethodConfig, work: Path, max_new_tokens: int, seed: int
         top_k=0,
         max_completion_length=max_new_tokens,
         max_grad_norm=cfg.max_grad_norm,
+        gradient_checkpointing=cfg.gradient_checkpointing,
         use_vllm=cfg.use_vllm,
         vllm_importance_sampling_correction=False,
         use_cpu=not on_gpu,
