@@ -53,6 +53,7 @@ import yaml
 from esforget.train.launch import WORKER_DEFAULTS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+SMOLLM2_CONFIG = DEFAULT_CONFIG.with_name("smollm2.yaml")
 MODELS = ("tiny", "smollm2")
 SIGMA, ALPHA = 1e-3, 5e-4
 """The paper's σ and α. The tiny model's own σ (1.5e-2, config/config.yaml) is `--sigma`."""
@@ -88,15 +89,26 @@ def load(name: str):
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer, "authors", 64
+    multiply = yaml.safe_load(SMOLLM2_CONFIG.read_text())["tasks"]["multiply"]  # the SmolLM2 profile's new task
+    return model, tokenizer, "smollm2", multiply["max_new_tokens"]
 
 
 def prompts(style: str, count: int):
-    """`count` Countdown puzzles of the default profile's task, asked in `style`."""
+    """`count` items of the new task: the SmolLM2 profile's (`style` "smollm2"), or the default
+    profile's Countdown puzzles asked in `style`."""
     from esforget.data.sources import build_splits
 
-    source = {**yaml.safe_load(DEFAULT_CONFIG.read_text())["tasks"]["countdown"]["source"], "prompt_style": style}
+    if style == "smollm2":
+        source = yaml.safe_load(SMOLLM2_CONFIG.read_text())["tasks"]["multiply"]["source"]
+    else:
+        source = {**yaml.safe_load(DEFAULT_CONFIG.read_text())["tasks"]["countdown"]["source"], "prompt_style": style}
     return build_splits(source, {"train": count, "validation": 1, "test": 1}, seed=0)["train"]
+
+
+def reward_of(rows) -> str:
+    """The reward of the items `prompts` built: Countdown's (its items list their numbers) or
+    the direct answer's."""
+    return "countdown" if "numbers" in json.loads(rows["info"][0]) else "number"
 
 
 # --- counting the passes, for the floor -------------------------------------------------------
@@ -192,7 +204,7 @@ def run_esforget(
     weights = es.Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
     stack = MemberStack(model, members) if members > 1 else None
     passes = Passes(model, lambda: stack.members if stack is not None and stack.active else 1)
-    scorer = GreedyScorer(tokenizer, rows, "countdown", max_new_tokens, batch_size)
+    scorer = GreedyScorer(tokenizer, rows, reward_of(rows), max_new_tokens, batch_size)
     generating = tokens = 0.0
     matched = replies = 0  # members' replies equal to θ's, over all replies
     excluded = 0.0  # seconds spent measuring that, left out of the iteration's time
@@ -277,7 +289,7 @@ def run_straightforward(model, tokenizer, rows, max_new_tokens, population, iter
                 tokens += sum(reply_length(ids) for ids in new)
                 replies += tokenizer.batch_decode([ids[: reply_length(ids)] for ids in new], skip_special_tokens=True)
             generating += time.perf_counter() - g
-            rewards = score_replies("countdown", replies, rows)
+            rewards = score_replies(reward_of(rows), replies, rows)
             fitness.append(sum(rewards) / len(rewards))
             add_noise(seed, -sign * sigma)
         z = es.shape_fitness(torch.tensor(fitness, dtype=torch.float64), "zscore")

@@ -86,7 +86,8 @@ def test_the_accuracy_table_averages_each_runs_values_over_seeds():
 
 
 def checkpoints(rows: list[tuple[str, int, list[float], list[float], list[float]]]) -> pl.DataFrame:
-    """(method, seed, new accuracy, prior change, ‖ΔW‖ per step 0/10/20) → the checkpoint table."""
+    """(method, seed, new accuracy, prior change, ‖ΔW‖ per step 0/10/20 — or fewer) → the
+    checkpoint table."""
     return pl.DataFrame(
         [
             {
@@ -103,7 +104,7 @@ def checkpoints(rows: list[tuple[str, int, list[float], list[float], list[float]
                 "fro_norm": norm[i],
             }
             for m, s, new, change, norm in rows
-            for i, step in enumerate([0, 10, 20])
+            for i, step in enumerate([0, 10, 20][: len(new)])
         ]
     )
 
@@ -127,3 +128,11 @@ def test_the_slope_table_averages_each_runs_slope_over_seeds():
     )
     row = slope_table(table, "fro_norm").row(0, named=True)
     assert row["points_per_unit_fro_norm"] == pytest.approx(-20) and row["seeds"] == 3  # −10, −20, −30 points
+
+
+def test_runs_too_short_for_a_slope_give_an_empty_slope_table_with_its_columns():
+    """A slope needs three checkpoints (the base and two); a run of the base and one has none."""
+    table = checkpoints([("es", s, [0.0, 0.4], [0.0, -0.1], [0, 1]) for s in range(3)])
+    slopes = slope_table(table, "fro_norm")
+    assert slopes.height == 0
+    assert {"method", "prior_task", "probe", "seeds", "points_per_unit_fro_norm", "interval"} <= set(slopes.columns)

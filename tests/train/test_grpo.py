@@ -13,6 +13,7 @@ from esforget.data.sources import build_splits
 from esforget.train import grpo, launch
 from tests.train.specs import launch_spec
 from tests.train.staged_kill import killed_and_resumed
+from tests.train.test_live_metrics import scalars
 
 
 def test_the_papers_batch_geometry_is_refused_with_the_nearest_exact_settings():
@@ -129,7 +130,7 @@ def final_weights(out_dir, rollouts):
 
 def test_a_few_steps_learn_and_log_one_row_per_optimizer_step(job, tmp_path):
     out = tmp_path / "run"
-    launch.train({**job, "out_dir": str(out)})
+    launch.train({**job, "out_dir": str(out), "report_to": ["tensorboard"]})
 
     metrics = pl.read_parquet(out / "metrics.parquet")
     assert metrics["step"].to_list() == list(range(1, 12 * 2 + 1))  # 2 mini-batches per rollout
@@ -151,6 +152,11 @@ def test_a_few_steps_learn_and_log_one_row_per_optimizer_step(job, tmp_path):
     assert any(not torch.equal(p, q) for p, q in zip(final_weights(out, 12), base, strict=True))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [f"step{r:06d}" for r in (3, 6, 9, 12)]
     assert not (out / "partial").exists()
+    # watched live: our rows in tensorboard/, TRL's own logs in tensorboard/trl/
+    shown = scalars(out)
+    assert [s for s, _ in shown["reward/mean"]] == metrics["step"].to_list()
+    assert [v for _, v in shown["loss"]] == pytest.approx(metrics["loss"].to_list())
+    assert any((out / "tensorboard" / "trl").rglob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize("decay_all", [True, False])

@@ -26,6 +26,9 @@ job = {
     "seed": int(snakemake.wildcards.seed),
     "out_dir": str(Path(snakemake.output.metrics).parent),
     "threads": snakemake.threads,
+    # read from the config, not a rule parameter: where metrics are shown changes no output,
+    # so switching it on must not rerun training
+    "report_to": snakemake.config.get("logging", {}).get("report_to", []),
 }
 # One process per GPU where there are GPUs. On CPU, ES runs one single-thread process per
 # thread the rule was given; GRPO runs one process using all of them.

@@ -76,9 +76,19 @@ def check(config: dict) -> None:
         if spec["kind"] == "tiny":
             typed(TinyArchitecture, spec["architecture"], f"models.{name}.architecture")
             typed(PretrainConfig, spec["pretrain"], f"models.{name}.pretrain")
+    if "tensorboard" in config.get("logging", {}).get("report_to", []) and not _installed("tensorboard"):
+        raise ModuleNotFoundError(
+            "logging.report_to lists tensorboard, which is not installed: pip install tensorboard"
+        )
 
 
 def _subset(key: str, names: list[str], defined: dict) -> None:
     unknown = [n for n in names if n not in defined]
     if unknown:
         raise ValueError(f"{key} names {unknown}, not defined; defined: {sorted(defined)}")
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None

@@ -46,7 +46,9 @@ def over_seeds(
         row["interval"] = " / ".join(sorted(kinds)) or NO_INTERVAL
         rows.append(row)
     values_schema = {c: pl.Float64 for v in values for c in (v, f"{v}_low", f"{v}_high")}
-    return pl.DataFrame(rows, schema_overrides=values_schema).sort(by)
+    # no group (e.g. no run with the three checkpoints a slope needs): the table's columns, no row
+    schema = {**frame.select(by).schema, "seeds": pl.Int64, **values_schema, "interval": pl.String}
+    return pl.DataFrame(rows, schema=schema).sort(by)
 
 
 def _or_null(value: float | None) -> float | None:

@@ -52,6 +52,7 @@ from esforget.train import resume
 from esforget.train.distributed import Group
 from esforget.train.es_config import ESConfig
 from esforget.train.job import TrainingJob
+from esforget.train.live_metrics import LiveMetrics
 from esforget.train.member_batch import MemberStack
 from esforget.train.noise import Noise, authors_member_seeds, member_seed
 
@@ -332,7 +333,9 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
     tokenizer = load_tokenizer(job.base_dir)
     weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
     block = 2 if cfg.mirrored else 1  # a mirrored pair is scored on one rank: its ε is drawn once
-    per_forward = min(cfg.members_per_forward, len(group.mine(cfg.population_size, block)))  # no slot left unfilled
+    # no slot left unfilled; a rank left without members (fewer pairs than ranks) still joins
+    # every sum and broadcast
+    per_forward = max(1, min(cfg.members_per_forward, len(group.mine(cfg.population_size, block))))
     stack = MemberStack(model, per_forward) if per_forward > 1 else None
     base_files = tensor_files(job.base_dir)
     if missing := sorted(set(weights.names) - set(base_files))[:3]:
@@ -351,6 +354,7 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
 
     done, rows = load_state(work, weights, fingerprint)
     group.barrier()  # no rank may start before rank 0 has cleaned up a stale work folder
+    live = LiveMetrics(job.out_dir, job.report_to if group.is_main else (), first_step=done + 1)
     progress = tqdm(
         range(done + 1, cfg.iterations + 1),
         desc="ES",
@@ -417,7 +421,9 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
                 save_state(work, t, weights, rows, fingerprint)
         progress.set_postfix(fitness=f"{row['fitness/mean']:.3f}", val=row["val/accuracy"])
         log.info("iteration %d %s", t, row)
+        live.add(row)
 
+    live.close()
     group.barrier()
     metrics = pl.DataFrame(rows, schema_overrides=METRIC_TYPES)
     if group.is_main:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -30,11 +31,20 @@ from esforget.tasks import reward_function
 from esforget.train import resume
 from esforget.train.grpo_config import GRPOMethodConfig
 from esforget.train.job import TrainingJob
+from esforget.train.live_metrics import LiveMetrics, tensorboard_dir
 
 log = logging.getLogger(__name__)
 
 
-def trl_config(cfg: GRPOMethodConfig, work: Path, max_new_tokens: int, seed: int, rollouts: int, processes: int = 1):
+def trl_config(
+    cfg: GRPOMethodConfig,
+    work: Path,
+    max_new_tokens: int,
+    seed: int,
+    rollouts: int,
+    processes: int = 1,
+    report_to: tuple[str, ...] = (),
+):
     """The `trl.GRPOConfig` of this method for `rollouts` rollouts. Saves happen at rollout boundaries only
     (`checkpoint_every` is counted in rollouts), the one point a resumed run can continue
     bit-identically: no half-consumed rollout is left in TRL's generation buffer."""
@@ -79,7 +89,7 @@ def trl_config(cfg: GRPOMethodConfig, work: Path, max_new_tokens: int, seed: int
         logging_steps=1,
         save_strategy="steps",
         save_steps=cfg.checkpoint_every * cfg.steps_per_rollout,
-        report_to="none",
+        report_to=list(report_to) or "none",
         disable_tqdm=False,
     )
 
@@ -131,9 +141,10 @@ class RunRecorder(TrainerCallback):
         work: Path,
         fingerprint: dict,
         rows: list[dict],
+        live: LiveMetrics,
     ):
         self.cfg, self.rollouts, self.tokenizer, self.validate, self.work = cfg, rollouts, tokenizer, validate, work
-        self.fingerprint = fingerprint
+        self.fingerprint, self.live = fingerprint, live
         self.rows: dict[int, dict] = {row["step"]: row for row in rows}
         self.step_started = time.perf_counter()
 
@@ -170,6 +181,8 @@ class RunRecorder(TrainerCallback):
         for key, name in self.TRL_KEYS.items():
             if logs and key in logs:
                 row[name] = float(logs[key])
+        if state.is_world_process_zero:  # TRL logs a step after its on_step_end: the row is complete
+            self.live.add({k: v for k, v in row.items() if k != "rollout"})
 
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
@@ -264,16 +277,21 @@ def train(cfg: GRPOMethodConfig, job: TrainingJob) -> pl.DataFrame:
     # The main process cleans up the work folder first; the others then find what it kept.
     with processes.main_process_first():
         resumed = resume.latest(work / "trl", work, fingerprint)
-    recorder = RunRecorder(cfg, rollouts, tokenizer, validate, work, fingerprint, resumed.rows if resumed else [])
+    done = max((row["step"] for row in resumed.rows), default=0) if resumed else 0
+    live = LiveMetrics(job.out_dir, job.report_to if processes.is_main_process else (), first_step=done + 1)
+    recorder = RunRecorder(cfg, rollouts, tokenizer, validate, work, fingerprint, resumed.rows if resumed else [], live)
+    if job.report_to:  # TRL's own logs beside ours; its callback reads the folder from here
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(tensorboard_dir(job.out_dir) / "trl")
     trainer = _trainer_class(cfg.decay_all_parameters)(
         model=model,
         reward_funcs=_trl_reward(job.scorer),
-        args=trl_config(cfg, work, job.max_new_tokens, job.seed, rollouts, processes.num_processes),
+        args=trl_config(cfg, work, job.max_new_tokens, job.seed, rollouts, processes.num_processes, job.report_to),
         train_dataset=_dataset(train_rows),
         processing_class=tokenizer,
         callbacks=[recorder],
     )
     trainer.train(resume_from_checkpoint=str(resumed.folder) if resumed else None)
+    live.close()
     metrics = recorder.table()
     processes.wait_for_everyone()
     if processes.is_main_process:

@@ -36,6 +36,9 @@ class TrainingJob:
     """CPU threads this process uses."""
     stop_strings: tuple[str, ...] = ()
     """Greedy replies end right after any of these (none: to EOS, as the authors decode)."""
+    report_to: tuple[str, ...] = ()
+    """Where per-step metrics also go while training (`esforget.train.live_metrics`): e.g.
+    ("tensorboard",). Changes no number, so it is not part of the run's definition."""
 
     @classmethod
     def from_spec(cls, spec: dict) -> TrainingJob:
@@ -51,4 +54,5 @@ class TrainingJob:
             out_dir=Path(spec["out_dir"]),
             threads=spec.get("threads", 1),
             stop_strings=tuple(spec.get("stop_strings", ())),
+            report_to=tuple(spec.get("report_to", ())),
         )
