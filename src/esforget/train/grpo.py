@@ -181,7 +181,9 @@ class RunRecorder(TrainerCallback):
         for key, name in self.TRL_KEYS.items():
             if logs and key in logs:
                 row[name] = float(logs[key])
-        if state.is_world_process_zero:  # TRL logs a step after its on_step_end: the row is complete
+        # TRL logs a step after its on_step_end, so the row is complete; its summary at the end
+        # of training (train_loss, train_runtime) is no step
+        if state.is_world_process_zero and logs and any(key in logs for key in self.TRL_KEYS):
             self.live.add({k: v for k, v in row.items() if k != "rollout"})
 
     def on_save(self, args, state, control, **kwargs):
