@@ -1,9 +1,9 @@
 """Where every output lives: directories named after what defines their contents.
 
 Two profiles may define a task of the same name differently (the default's `countdown` draws
-numbers 1–12 with + and −, SmolLM2's 1–20 with + − ×), and a model of the same name too. Were
-outputs named by task and model alone, running one profile after the other would silently
-replace the other's data and leave its results computed on data no longer there. So a task's
+numbers 1–12 with + and −, the paper's reads the authors' split), and a model of the same
+name too. Were outputs named by task and model alone, running one profile after the other
+would silently replace the other's data and leave its results computed on data no longer there. So a task's
 data lives in `data/<task>-<tag>/`, where the tag is a hash of the task's definition and the
 data seed, and a base model and its runs in `results/<model>-<tag>/`, the tag hashing the
 model's definition and, for a model pretrained here, the tags of the data it learns from.

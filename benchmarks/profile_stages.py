@@ -1,0 +1,147 @@
+"""Seconds of a profile's GRPO step and checkpoint evaluation against their floors, on this
+machine (the ES iteration has its own benchmark, `benchmarks/es_iteration.py`).
+
+    python benchmarks/profile_stages.py                                    # config/smollm2.yaml
+    python benchmarks/profile_stages.py --configfile config/smollm2.yaml --stages evaluation
+
+The profile's own base (`results/<model>-<tag>/base/model`, prepared by the workflow), its own
+tasks (test splits built in memory from the config) and its own GRPO method, in this process
+with the profile's thread count:
+
+* `grpo step`: `esforget.train.grpo.train` for two rollouts; the second rollout's optimizer
+  step is timed (`perf/seconds`, generation included; the first warms up). Floor: every token
+  of the step's sequences (prompt and reply) passes the policy three times in FLOPs (sampling,
+  then forward + backward ≈ 1 + 2) and the reference once more where β > 0, at 2 FLOPs per
+  matmul weight per token and the measured matmul rate; plus the sampling's decode steps, each
+  reading the weights once at the measured bandwidth.
+* `evaluation`: `esforget.evaluate.retention.evaluate` of the base as a checkpoint on every
+  evaluation task and probe. Floor: every decoder pass it makes (counted by a hook, as
+  `es_iteration.py` counts them), each max(FLOPs / rate, bytes / bandwidth).
+
+The rates are measured here, in the same thread setting, on a product of the model's width
+(`es_iteration.machine_rates`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from es_iteration import Passes, floor_seconds, machine_rates, model_shape  # noqa: E402
+
+
+def profile(configfile: str) -> dict:
+    from esforget.config.load import load
+
+    return load([configfile], Path(__file__).resolve().parents[1])
+
+
+def splits_of(config: dict, task: str):
+    from esforget.data.sources import build_splits
+
+    spec = config["tasks"][task]
+    return build_splits(spec["source"], spec["splits"], config["data_seed"])
+
+
+def base_dir(config: dict) -> Path:
+    from esforget.core import layout
+
+    model = config["runs"]["models"][0]
+    folder = Path(layout.base_dir(config, model)) / "model"
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"{folder}: prepare the base first (snakemake --until prepare_base_model)")
+    return folder
+
+
+def grpo_step(config: dict, base: Path, threads: int, rate: float, bandwidth: float) -> dict:
+    import polars as pl
+
+    from esforget.core.models import chat_prompt_ids, load_model, load_tokenizer
+    from esforget.train import grpo
+    from esforget.train.grpo_config import GRPOMethodConfig
+    from esforget.train.job import TrainingJob
+
+    name = next(m for m in config["runs"]["methods"] if config["methods"][m]["algorithm"] == "grpo")
+    task = config["runs"]["tasks"][0]
+    spec = config["tasks"][task]
+    method = {k: v for k, v in config["methods"][name].items() if k != "algorithm"}
+    short = {"rollouts": 2, "checkpoint_every": 2, "validate_every": 2, "validation_size": 1}
+    cfg = GRPOMethodConfig(**{**method, **short})
+    splits = splits_of(config, task)
+    with tempfile.TemporaryDirectory() as scratch:
+        job = TrainingJob(base, splits["train"], splits["validation"], spec["scorer"], spec["max_new_tokens"],
+                          seed=0, out_dir=Path(scratch), threads=threads)  # fmt: skip
+        metrics = grpo.train(cfg, job)
+    timed = metrics.filter(pl.col("step") == metrics["step"].max())
+    seconds = float(timed["perf/seconds"].item())
+    reply = float(timed["completion/mean_length"].item())
+    prompt_ids = chat_prompt_ids(load_tokenizer(base), splits["train"]["prompt"].to_list())
+    prompt = sum(map(len, prompt_ids)) / len(prompt_ids)
+    sequences = cfg.prompts_per_minibatch * cfg.num_generations
+    shape = model_shape(load_model(base))
+    passes = 3 + (1 if cfg.beta > 0 else 0)
+    flops = 2 * shape["matmul_weights"] * sequences * (prompt + reply) * passes
+    floor = flops / rate + spec["max_new_tokens"] * shape["weight_bytes"] / bandwidth
+    return {"stage": "grpo step", "seconds": seconds, "sequences": sequences, "prompt_tokens": prompt,
+            "reply_tokens": reply, "floor": floor}  # fmt: skip
+
+
+def evaluation(config: dict, base: Path, threads: int, rate: float, bandwidth: float) -> dict:
+    import esforget.evaluate.retention as retention
+    from esforget.core.models import load_model
+
+    counted: list[Passes] = []
+
+    def load_counted(path, *args, **kwargs):
+        model = load_model(path, *args, **kwargs)
+        counted.append(Passes(model))
+        return model
+
+    tasks = {}
+    for name in config["evaluation"]["tasks"]:
+        spec = config["tasks"][name]
+        rows = splits_of(config, name)[config["evaluation"]["split"]]
+        stops = tuple(spec.get("stop_strings", ()))
+        tasks[name] = retention.EvalTask(rows, spec["scorer"], spec["max_new_tokens"], stops, spec["role"] == "prior")
+    retention.load_model = load_counted
+    try:
+        started = time.perf_counter()
+        table = retention.evaluate([(0, base)], tasks, {}, config["evaluation"]["batch_size"], base, threads)
+        seconds = time.perf_counter() - started
+    finally:
+        retention.load_model = load_model
+    shape = model_shape(load_model(base))
+    floor = sum(floor_seconds(p.calls, shape, rate, bandwidth) for p in counted)
+    return {"stage": "evaluation", "seconds": seconds, "passes": sum(len(p.calls) for p in counted),
+            "rows": table.height, "floor": floor}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configfile", default="config/smollm2.yaml")
+    parser.add_argument("--stages", nargs="+", default=["grpo", "evaluation"], choices=["grpo", "evaluation"])
+    args = parser.parse_args(argv)
+    config = profile(args.configfile)
+    threads = config["threads"]["evaluate"]
+    torch.set_num_threads(threads)
+    base = base_dir(config)
+    from esforget.core.models import load_model
+
+    rate, bandwidth = machine_rates(model_shape(load_model(base)))
+    print(f"matmul {rate / 1e9:.0f} GFLOP/s, read {bandwidth / 1e9:.1f} GB/s, {threads} threads", flush=True)
+    stages = {"grpo": grpo_step, "evaluation": evaluation}
+    for stage in args.stages:
+        row = stages[stage](config, base, threads, rate, bandwidth)
+        row["x_floor"] = row["seconds"] / row["floor"]
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
