@@ -104,7 +104,8 @@ def test_every_checkpoint_of_both_methods_is_scored_on_every_probe(run):
 def test_both_methods_change_the_weights_as_their_metrics_say_and_the_report_answers(run):
     for method in ("es", "grpo"):
         folder = one(run, f"results/smollm2-135m-*/{method}/multiply-*/seed0")
-        moved = pl.read_parquet(folder / "weight_diff.parquet")["fro_norm"].sum()
+        per_tensor = pl.read_parquet(folder / "weight_diff.parquet")["fro_norm"]
+        moved = float((per_tensor**2).sum()) ** 0.5  # ‖ΔW‖_F of the whole model
         metrics = pl.read_parquet(folder / "metrics.parquet")
         retention = pl.read_parquet(folder / "retention.parquet").filter(pl.col("eval_task") == "cloze")
         if method == "es":  # an update is fitness-weighted noise: none where both members tie
