@@ -1,13 +1,11 @@
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from tests.shared import REPO
-from tests.workflow.e2e import copy_e2e_workflow
+from tests.workflow.e2e import copy_e2e_workflow, run_workflow
 
 PAPER_DATA = Path(os.environ.get("ESFORGET_PAPER_DATA", REPO.parent / "shared" / "paper-data"))
 """The authors' splits: beside the repository, or where ESFORGET_PAPER_DATA points (the mutation
@@ -56,12 +54,4 @@ def micro_model_dir(tmp_path_factory) -> Path:
 def e2e_run(tmp_path_factory) -> Path:
     """A copy of the workflow with the e2e config, run once, as users run it (profiles/default
     applies). Tests that change it work on a copy of their own."""
-    root = copy_e2e_workflow(tmp_path_factory.mktemp("workflow"))
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", "rules"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root
+    return run_workflow(copy_e2e_workflow(tmp_path_factory.mktemp("workflow")))

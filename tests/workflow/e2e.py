@@ -2,6 +2,8 @@
 profiles come along, and profiles/default applies)."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.shared import REPO
@@ -13,4 +15,12 @@ def copy_e2e_workflow(root: Path) -> Path:
         shutil.copytree(REPO / folder, root / folder)
     (root / "config").mkdir()
     shutil.copy(REPO / "tests" / "e2e" / "config.yaml", root / "config" / "config.yaml")
+    return root
+
+
+def run_workflow(root: Path) -> Path:
+    """`snakemake --cores 2` in `root`, as users run it; fails the test with Snakemake's error."""
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", "rules"]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     return root

@@ -5,8 +5,6 @@ and the report. The profile's own tasks and methods, shrunk in size only."""
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -14,7 +12,7 @@ import pytest
 import yaml
 
 from tests.shared import REPO
-from tests.workflow.e2e import copy_e2e_workflow
+from tests.workflow.e2e import copy_e2e_workflow, run_workflow
 
 pytestmark = [
     pytest.mark.slow,
@@ -63,14 +61,7 @@ def shrunk_profile() -> dict:
 def run(tmp_path_factory) -> Path:
     root = copy_e2e_workflow(tmp_path_factory.mktemp("smollm2"))
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(shrunk_profile()))
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", "rules"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root
+    return run_workflow(root)
 
 
 def one(root: Path, pattern: str) -> Path:
