@@ -67,6 +67,15 @@ def _split_unique(make_item, key, sizes: dict, seed: int, what: str) -> dict[str
     return out
 
 
+def _numbered(splits: dict[str, list], row) -> dict[str, pl.DataFrame]:
+    """Each split's items as a frame, `row(item)` giving an item's prompt, ground truth and
+    info, its id the split and its place in it (`train-0`, …)."""
+    return {
+        split: make_frame([{"id": f"{split}-{i}", **row(item)} for i, item in enumerate(items)])
+        for split, items in splits.items()
+    }
+
+
 def _countdown_generator(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame]:
     low, high = source["number_range"]
 
@@ -80,20 +89,16 @@ def _countdown_generator(source: dict, sizes: dict, seed: int) -> dict[str, pl.D
         return tuple(item[0]), item[1]
 
     splits = _split_unique(make, key, sizes, seed, "countdown_generator")
-    frames = {}
-    for split, items in splits.items():
-        rows = []
-        for i, (numbers, target) in enumerate(items):
-            rows.append(
-                {
-                    "id": f"{split}-{i}",
-                    "prompt": countdown.prompt(numbers, target, source["prompt_style"]),
-                    "ground_truth": str(target),
-                    "info": {"numbers": numbers, "reference": countdown.solve(numbers, target)},
-                }
-            )
-        frames[split] = make_frame(rows)
-    return frames
+
+    def row(item):
+        numbers, target = item
+        return {
+            "prompt": countdown.prompt(numbers, target, source["prompt_style"]),
+            "ground_truth": str(target),
+            "info": {"numbers": numbers, "reference": countdown.solve(numbers, target)},
+        }
+
+    return _numbered(splits, row)
 
 
 def _arith_choice_generator(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame]:
@@ -107,20 +112,16 @@ def _arith_choice_generator(source: dict, sizes: dict, seed: int) -> dict[str, p
         return question, tuple(options)
 
     splits = _split_unique(make, key, sizes, seed, "arith_choice_generator")
-    return {
-        split: make_frame(
-            [
-                {
-                    "id": f"{split}-{i}",
-                    "prompt": choice.format_prompt(question, options, source["instruction"]),
-                    "ground_truth": str(answer),
-                    "info": {"question": question, "options": options},
-                }
-                for i, (question, options, answer) in enumerate(items)
-            ]
-        )
-        for split, items in splits.items()
-    }
+
+    def row(item):
+        question, options, answer = item
+        return {
+            "prompt": choice.format_prompt(question, options, source["instruction"]),
+            "ground_truth": str(answer),
+            "info": {"question": question, "options": options},
+        }
+
+    return _numbered(splits, row)
 
 
 def _arith_direct_generator(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame]:
@@ -133,20 +134,16 @@ def _arith_direct_generator(source: dict, sizes: dict, seed: int) -> dict[str, p
         return item[:3]
 
     splits = _split_unique(make, key, sizes, seed, "arith_direct_generator")
-    return {
-        split: make_frame(
-            [
-                {
-                    "id": f"{split}-{i}",
-                    "prompt": direct_answer.question(a, op, b, source["instruction"]),
-                    "ground_truth": str(value),
-                    "info": {"operands": [a, b], "op": op},
-                }
-                for i, (a, op, b, value) in enumerate(items)
-            ]
-        )
-        for split, items in splits.items()
-    }
+
+    def row(item):
+        a, op, b, value = item
+        return {
+            "prompt": direct_answer.question(a, op, b, source["instruction"]),
+            "ground_truth": str(value),
+            "info": {"operands": [a, b], "op": op},
+        }
+
+    return _numbered(splits, row)
 
 
 def _prose_cloze_generator(source: dict, sizes: dict, seed: int) -> dict[str, pl.DataFrame]:
@@ -158,20 +155,17 @@ def _prose_cloze_generator(source: dict, sizes: dict, seed: int) -> dict[str, pl
         return context, options[right - 1]
 
     splits = _split_unique(make, key, sizes, seed, "prose_cloze_generator")
-    return {
-        split: make_frame(
-            [
-                {
-                    "id": f"{split}-{i}",
-                    "prompt": choice.format_prompt(context, options, source["instruction"]),
-                    "ground_truth": str(right),
-                    "info": {"topic": topic, "question": context, "options": options},
-                }
-                for i, (context, options, right, topic) in enumerate(items)
-            ]
-        )
-        for split, items in splits.items()
-    }
+
+    def row(item):
+        context, options, right, topic = item
+        return {
+            "prompt": choice.format_prompt(context, options, source["instruction"]),
+            "ground_truth": str(right),
+            # question/options also feed the log-likelihood probe (esforget.evaluate.likelihood)
+            "info": {"topic": topic, "question": context, "options": options},
+        }
+
+    return _numbered(splits, row)
 
 
 # --- the authors' splits (VeRL layout) -------------------------------------------------------
