@@ -77,9 +77,9 @@ class GRPOMethodConfig:
     validation_batch_size: int = 64
     """Prompts decoded together in greedy validation."""
     gradient_checkpointing: bool = True
-    """Recompute activations in the backward pass instead of keeping them (TRL's default, and
-    VeRL's `enable_gradient_checkpointing` in the authors' scripts): the same gradients for one
-    more forward pass. Off where memory is plenty, e.g. a 135 M-parameter model on a CPU."""
+    """Recompute activations in the backward pass instead of keeping them (TRL's default, which
+    every profile used before this setting existed): the same gradients for one more forward
+    pass. Off where memory is plenty, e.g. a 135 M-parameter model on a CPU."""
     use_vllm: bool = False
     """Sample rollouts with vLLM (GPU only; `pip install vllm`). TRL's importance-sampling
     correction for vLLM is then switched off, as VeRL has none."""
