@@ -9,7 +9,8 @@ import torch
 
 from esforget.core.models import chat_prompt_ids, load_model, load_tokenizer
 from esforget.data.sources import build_splits, hellaswag_preprocess
-from esforget.evaluate.likelihood import Divergence, LoglikScorer
+from esforget.evaluate import likelihood
+from esforget.evaluate.likelihood import LOGIT_BUDGET, Divergence, LoglikScorer, logit_budget_batches
 from esforget.tasks import make_frame
 from tests.shared import FIXTURES, sharp_model
 
@@ -112,6 +113,26 @@ def test_kl_from_the_base_is_zero_for_the_base_and_exact_for_a_changed_model(mic
         tokens += len(ids)
     assert divergence(tuned) == pytest.approx(total / tokens, rel=1e-4)
     assert divergence(tuned) > 0
+
+
+def test_kl_is_the_same_when_the_logit_budget_splits_the_prompts_into_batches(micro_model_dir, monkeypatch):
+    base, tokenizer = load_model(micro_model_dir), load_tokenizer(micro_model_dir)
+    prompts = chat_prompt_ids(tokenizer, ["Which is 7+8?", "Count down from 9 to 1, please.", "Hi", "2+2"])
+    tuned = sharp_model(micro_model_dir)
+    whole = Divergence(base, prompts, tokenizer.pad_token_id)
+    vocabulary = base.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(likelihood, "LOGIT_BUDGET", vocabulary * max(len(p) for p in prompts))
+    split = Divergence(base, prompts, tokenizer.pad_token_id)
+    assert len(whole.batches) == 1 and len(split.batches) > 1
+    assert split(tuned) == pytest.approx(whole(tuned), rel=1e-5)
+
+
+def test_divergence_batches_go_longest_first_and_keep_their_logits_within_the_budget():
+    prompts = [[1] * n for n in (3, 9, 5, 9, 2, 7)]
+    vocabulary = LOGIT_BUDGET // 18  # room for the logits of 18 positions per batch
+    batches = logit_budget_batches(prompts, pad_id=0, vocabulary=vocabulary)
+    assert [tuple(b.input_ids.shape) for b in batches] == [(2, 9), (2, 7), (2, 3)]
+    assert [b.attention_mask.sum(-1).tolist() for b in batches] == [[9, 9], [7, 5], [3, 2]]
 
 
 HELLASWAG = {

@@ -8,6 +8,11 @@ prompts again. Its definition is a few lines over one forward pass, reproduced h
   acc_norm = argmax of that sum ÷ the continuation's length in characters
 with the raw question as context (no chat template) and " " + option as continuation, the
 continuation's tokens being those of tokenize(context + continuation) after the context's.
+
+Both forward-pass probes batch their sequences longest first, as the harness does: neighbours
+in length pad little (on the SmolLM2 cloze, half of each batch was padding in item order), and
+the widest batch runs first, so a batch too large for memory fails at once. Sums are taken per
+row under the attention mask, so the order changes no score beyond float rounding.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import polars as pl
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from esforget.decoding.generation import PromptBatch, make_batches
+from esforget.decoding.generation import PromptBatch, make_batches, pad_left
 
 LOGIT_BUDGET = 2**27
 """Most logits (rows × positions × vocabulary, fp32: 512 MiB) materialised at once; batches
@@ -56,16 +61,19 @@ class LoglikScorer:
         if min(self.continuation_lengths) < 1:
             raise ValueError("log-likelihood probe: an option adds no token to its context")
         self.answers = [int(t) - 1 for t in rows["ground_truth"]]
-        self.batches = make_batches(sequences, tokenizer.pad_token_id, batch_size, device)
+        self.order = longest_first(sequences)
+        self.batches = make_batches([sequences[i] for i in self.order], tokenizer.pad_token_id, batch_size, device)
 
     @torch.inference_mode()
     def logprobs(self, model: PreTrainedModel) -> list[list[float]]:
         """Σ log p(continuation | context) of every option of every item."""
-        sums = []
-        lengths = iter(self.continuation_lengths)
+        sums = [0.0] * len(self.order)
+        rows = iter(self.order)
         for batch in self.batches:
-            widths = [next(lengths) for _ in range(batch.input_ids.shape[0])]
-            sums.extend(_continuation_logprobs(model, batch, widths))
+            batch_rows = [next(rows) for _ in range(batch.input_ids.shape[0])]
+            widths = [self.continuation_lengths[i] for i in batch_rows]
+            for i, total in zip(batch_rows, _continuation_logprobs(model, batch, widths), strict=True):
+                sums[i] = total
         per_item, start = [], 0
         for count in self.options_per_item:
             per_item.append(sums[start : start + count])
@@ -81,6 +89,26 @@ class LoglikScorer:
             acc_norm.append(_argmax(normed) == answer)
             start += count
         return ChoiceScores(acc, acc_norm)
+
+
+def longest_first(sequences: list[list[int]]) -> list[int]:
+    """Indices of `sequences`, longest first (ties in their order)."""
+    return sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+
+
+def logit_budget_batches(
+    sequences: list[list[int]], pad_id: int, vocabulary: int, device: str = "cpu"
+) -> list[PromptBatch]:
+    """`sequences` longest first, in batches whose logits (rows × width × vocabulary) stay
+    within LOGIT_BUDGET: short prompts share a batch with many others, long ones with few."""
+    tokens = max(1, LOGIT_BUDGET // vocabulary)
+    ordered = [sequences[i] for i in longest_first(sequences)]
+    chunks, start = [], 0
+    while start < len(ordered):
+        rows = max(1, tokens // len(ordered[start]))  # the chunk's first sequence is its widest
+        chunks.append(ordered[start : start + rows])
+        start += rows
+    return [pad_left(chunk, pad_id, device) for chunk in chunks]
 
 
 def _argmax(values: list[float]) -> int:
@@ -140,8 +168,7 @@ class Divergence:
     def __init__(self, base: PreTrainedModel, prompt_ids: list[list[int]], pad_id: int, device: str = "cpu"):
         self.base = base
         vocabulary = base.get_output_embeddings().weight.shape[0]
-        width = max(len(ids) for ids in prompt_ids)
-        self.batches = make_batches(prompt_ids, pad_id, max(1, LOGIT_BUDGET // (width * vocabulary)), device)
+        self.batches = logit_budget_batches(prompt_ids, pad_id, vocabulary, device)
 
     @torch.inference_mode()
     def __call__(self, tuned: PreTrainedModel) -> float:
