@@ -158,11 +158,11 @@ def floor_seconds(calls, shape: dict, flops_per_s: float, bytes_per_s: float) ->
     return total
 
 
-def machine_rates(shape: dict) -> tuple[float, float]:
-    """(matmul FLOP/s on a prefill-sized product of this model's width, read bandwidth B/s):
-    the best of several timings, in this process's thread setting."""
+def machine_rates(shape: dict, dtype: torch.dtype = torch.float32) -> tuple[float, float]:
+    """(matmul FLOP/s in `dtype` on a prefill-sized product of this model's width, read
+    bandwidth B/s): the best of several timings, in this process's thread setting."""
     width = int(round((shape["matmul_weights"] / shape["layers"] / 12) ** 0.5))  # ≈ hidden size
-    a, b = torch.randn(512, width), torch.randn(width, 4 * width)
+    a, b = torch.randn(512, width, dtype=dtype), torch.randn(width, 4 * width, dtype=dtype)
     best = min(_timed(lambda: torch.mm(a, b)) for _ in range(5))
     flops = 2 * 512 * width * 4 * width / best
     big = torch.randn(64 * 2**20)  # 256 MiB, far beyond the caches

@@ -3,6 +3,7 @@ machine (the ES iteration has its own benchmark, `benchmarks/es_iteration.py`).
 
     python benchmarks/profile_stages.py                                    # config/smollm2.yaml
     python benchmarks/profile_stages.py --configfile config/smollm2.yaml --stages evaluation
+    python benchmarks/profile_stages.py --stages grpo --compute-dtype float32 bfloat16   # side by side
 
 The profile's own base (`results/<model>-<tag>/base/model`, prepared by the workflow), its own
 tasks (test splits built in memory from the config) and its own GRPO method, in this process
@@ -13,7 +14,9 @@ with the profile's thread count:
   of the step's sequences (prompt and reply) passes the policy three times in FLOPs (sampling,
   then forward + backward ≈ 1 + 2) and the reference once more where β > 0, at 2 FLOPs per
   matmul weight per token and the measured matmul rate; plus the sampling's decode steps, each
-  reading the weights once at the measured bandwidth.
+  reading the weights once at the measured bandwidth. With `--compute-dtype`, the step runs once
+  per dtype (`GRPOMethodConfig.compute_dtype`), each against the matmul rate of the dtype its
+  passes computed in.
 * `evaluation`: `esforget.evaluate.retention.evaluate` of the base as a checkpoint on every
   evaluation task and probe. Floor: every decoder pass it makes (counted by a hook, as
   `es_iteration.py` counts them), each max(FLOPs / rate, bytes / bandwidth).
@@ -60,7 +63,7 @@ def base_dir(config: dict) -> Path:
     return folder
 
 
-def grpo_step(config: dict, base: Path, threads: int, rate: float, bandwidth: float) -> dict:
+def grpo_step(config: dict, base: Path, threads: int, compute_dtype: str | None = None) -> dict:
     import polars as pl
 
     from esforget.core.models import chat_prompt_ids, load_model, load_tokenizer
@@ -73,7 +76,10 @@ def grpo_step(config: dict, base: Path, threads: int, rate: float, bandwidth: fl
     spec = config["tasks"][task]
     method = {k: v for k, v in config["methods"][name].items() if k != "algorithm"}
     short = {"rollouts": 2, "checkpoint_every": 2, "validate_every": 2, "validation_size": 1}
+    if compute_dtype is not None:
+        short["compute_dtype"] = compute_dtype
     cfg = GRPOMethodConfig(**{**method, **short})
+    dtype = grpo.computed_in(cfg.compute_dtype, "cpu")
     splits = splits_of(config, task)
     with tempfile.TemporaryDirectory() as scratch:
         job = TrainingJob(base, splits["train"], splits["validation"], spec["scorer"], spec["max_new_tokens"],
@@ -86,14 +92,15 @@ def grpo_step(config: dict, base: Path, threads: int, rate: float, bandwidth: fl
     prompt = sum(map(len, prompt_ids)) / len(prompt_ids)
     sequences = cfg.prompts_per_minibatch * cfg.num_generations
     shape = model_shape(load_model(base))
+    rate, bandwidth = machine_rates(shape, getattr(torch, dtype))
     passes = 3 + (1 if cfg.beta > 0 else 0)
     flops = 2 * shape["matmul_weights"] * sequences * (prompt + reply) * passes
     floor = flops / rate + spec["max_new_tokens"] * shape["weight_bytes"] / bandwidth
-    return {"stage": "grpo step", "seconds": seconds, "sequences": sequences, "prompt_tokens": prompt,
-            "reply_tokens": reply, "floor": floor}  # fmt: skip
+    return {"stage": "grpo step", "computed_in": dtype, "seconds": seconds, "sequences": sequences,
+            "prompt_tokens": prompt, "reply_tokens": reply, "matmul_gflops": rate / 1e9, "floor": floor}  # fmt: skip
 
 
-def evaluation(config: dict, base: Path, threads: int, rate: float, bandwidth: float) -> dict:
+def evaluation(config: dict, base: Path, threads: int) -> dict:
     import esforget.evaluate.retention as retention
     from esforget.core.models import load_model
 
@@ -118,6 +125,7 @@ def evaluation(config: dict, base: Path, threads: int, rate: float, bandwidth: f
     finally:
         retention.load_model = load_model
     shape = model_shape(load_model(base))
+    rate, bandwidth = machine_rates(shape)
     floor = sum(floor_seconds(p.calls, shape, rate, bandwidth) for p in counted)
     return {"stage": "evaluation", "seconds": seconds, "passes": sum(len(p.calls) for p in counted),
             "rows": table.height, "floor": floor}  # fmt: skip
@@ -127,6 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", default="config/smollm2.yaml")
     parser.add_argument("--stages", nargs="+", default=["grpo", "evaluation"], choices=["grpo", "evaluation"])
+    parser.add_argument(
+        "--compute-dtype", nargs="+", choices=["auto", "float32", "bfloat16"], help="GRPO: one step per dtype"
+    )
     args = parser.parse_args(argv)
     config = profile(args.configfile)
     threads = config["threads"]["evaluate"]
@@ -136,9 +147,9 @@ def main(argv: list[str] | None = None) -> None:
 
     rate, bandwidth = machine_rates(model_shape(load_model(base)))
     print(f"matmul {rate / 1e9:.0f} GFLOP/s, read {bandwidth / 1e9:.1f} GB/s, {threads} threads", flush=True)
-    stages = {"grpo": grpo_step, "evaluation": evaluation}
-    for stage in args.stages:
-        row = stages[stage](config, base, threads, rate, bandwidth)
+    runs = [(s, d) for s in args.stages for d in (args.compute_dtype or [None] if s == "grpo" else [None])]
+    for stage, dtype in runs:
+        row = grpo_step(config, base, threads, dtype) if stage == "grpo" else evaluation(config, base, threads)
         row["x_floor"] = row["seconds"] / row["floor"]
         print(json.dumps(row), flush=True)
 

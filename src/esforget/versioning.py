@@ -146,7 +146,7 @@ def _run_mismatch(config: dict, root: Path, model: str, method: str, task: str, 
     spec = method_for_run(config, model, method, task)
     base = f"{layout.base_dir(config, model)}/model"
     expected = json.loads(json.dumps(run_fingerprint(spec["algorithm"], method_config(method, spec), seed, base)))
-    recorded = {k: v for k, v in read_json(recorded_path).items() if k != RECORDED_ONLY}
+    recorded = {k: v for k, v in read_json(recorded_path).items() if k not in RECORDED_ONLY}
     differing = sorted(k for k in expected.keys() | recorded.keys() if expected.get(k) != recorded.get(k))
     if not differing:
         return []

@@ -152,6 +152,23 @@ def test_the_precision_profile_layers_over_the_default(config):
         method_config(name, config["methods"][name])
 
 
+def test_the_bf16_passes_profile_adds_the_smollm2_grpo_with_only_its_compute_dtype_changed():
+    from snakemake.utils import update_config
+
+    from esforget.config.runs import method_for_run
+    from esforget.train.methods import method_config
+
+    config = yaml.safe_load((REPO / "config" / "smollm2.yaml").read_text())
+    update_config(config, yaml.safe_load((REPO / "config" / "smollm2-bf16.yaml").read_text()))
+    validate(copy.deepcopy(config), SCHEMA)
+    check(config)
+    assert config["runs"]["methods"] == ["es", "grpo", "grpo_bf16_passes"] and config["seeds"] == [0]
+    profile = yaml.safe_load((REPO / "config" / "smollm2.yaml").read_text())["methods"]
+    added = method_for_run(config, "smollm2-135m", "grpo_bf16_passes", "multiply")
+    assert added == {**profile["grpo"], "compute_dtype": "bfloat16"}
+    assert method_config("grpo_bf16_passes", added).compute_dtype == "bfloat16"
+
+
 def test_the_conda_environment_is_pyprojects_dependencies_with_no_path_to_resolve():
     """Snakemake copies an env file into .snakemake/conda/ before creating it, so it may hold
     no relative path; its dependencies are generated from pyproject.toml (conda channels are

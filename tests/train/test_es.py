@@ -295,6 +295,7 @@ def test_training_is_deterministic_and_moves_the_weights(micro_model_dir, tmp_pa
     assert (recorded["algorithm"], recorded["seed"], recorded["base"]) == ("es", 1, str(micro_model_dir))
     assert {k: recorded[k] for k in THREE_ITERATIONS} == THREE_ITERATIONS
     assert recorded["device"] == device_name("cpu")
+    assert recorded["computed_in"] == recorded["dtype"] == "float32"  # the members decode in θ's dtype
 
 
 def test_each_iteration_draws_a_fresh_sorted_batch_of_distinct_prompts():

@@ -203,6 +203,43 @@ def test_one_step_without_reward_signal_only_decays_and_is_stored_rounded_to_bf1
     assert json.loads((checkpoint / "config.json").read_text())["dtype"] == "bfloat16"
 
 
+def test_passes_compute_in_bf16_only_where_asked_and_the_cpu_has_native_kernels(monkeypatch):
+    monkeypatch.setattr(grpo, "has_native_bf16", lambda device: True)
+    assert [grpo.computed_in(d, "cpu") for d in ("auto", "float32", "bfloat16")] == ["float32", "float32", "bfloat16"]
+    monkeypatch.setattr(grpo, "has_native_bf16", lambda device: False)  # emulated bf16 is slower than fp32
+    assert grpo.computed_in("bfloat16", "cpu") == "float32"
+    with pytest.raises(ValueError, match="compute_dtype='float16'"):
+        grpo.GRPOMethodConfig(compute_dtype="float16")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_bf16_run_autocasts_its_training_passes_keeps_an_fp32_master_and_records_it(
+    job, tmp_path, monkeypatch, native
+):
+    """`compute_dtype: bfloat16` on a CPU with (or, faked, without) native bf16 kernels: the
+    linear layers of TRL's passes return bf16 (greedy validation stays fp32), the weights
+    trained and stored stay fp32, and run_config.json says what the passes computed in."""
+    monkeypatch.setattr(grpo, "has_native_bf16", lambda device: native)
+    seen = set()
+
+    def load_watched(path, dtype):
+        model = load_model(path, dtype)
+        linear = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+        linear.register_forward_hook(lambda module, args, output: seen.add(output.dtype))
+        return model
+
+    monkeypatch.setattr(grpo, "load_model", load_watched)
+    method = {**job["method"], "rollouts": 1, "checkpoint_every": 1, "validate_every": 1, "compute_dtype": "bfloat16"}
+    out = tmp_path / "run"
+    launch.train({**job, "method": method, "out_dir": str(out)})
+
+    assert seen == ({torch.bfloat16, torch.float32} if native else {torch.float32})
+    assert all(p.dtype == torch.float32 for p in final_weights(out, 1))
+    recorded = json.loads((out / "run_config.json").read_text())
+    assert recorded["compute_dtype"] == "bfloat16"
+    assert recorded["computed_in"] == ("bfloat16 autocast, fp32 master" if native else "float32")
+
+
 def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_path, caplog):
     """Killed right after its first state (rollout 3), the rerun continues from there."""
     whole, resumed = killed_and_resumed(job, tmp_path, caplog, step=3)

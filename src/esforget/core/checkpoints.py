@@ -65,18 +65,22 @@ def run_fingerprint(algorithm: str, cfg, seed: int, base_dir: str | Path) -> dic
     return {"algorithm": algorithm, "seed": seed, "base": str(base_dir), **dataclasses.asdict(cfg)}
 
 
-RECORDED_ONLY = "device"
-"""The key of run_config.json that records where the run ran, not what defines it."""
+RECORDED_ONLY = ("device", "computed_in")
+"""The keys of run_config.json that record where and in which precision the run computed (for
+the report), not what defines it: the same config computes in bf16 on one machine and in fp32
+on another."""
 
 
-def publish(work: Path, out: Path, metrics: pl.DataFrame, run_config: dict, device_name: str) -> None:
+def publish(work: Path, out: Path, metrics: pl.DataFrame, run_config: dict, device_name: str, computed_in: str) -> None:
     """Move a finished run's checkpoints into the declared outputs; remove the work folder.
     `run_config.json` records the run's definition and, for the report, the device it ran on
-    (`device_name`: `esforget.core.models.device_name` of it)."""
+    (`device_name`: `esforget.core.models.device_name` of it) and the dtype its forward and
+    backward passes computed in (`computed_in`)."""
     final = out / "checkpoints"
     if final.exists():
         shutil.rmtree(final)
     os.replace(work / "checkpoints", final)
-    write_json({**run_config, RECORDED_ONLY: device_name}, out / "run_config.json")
+    recorded = dict(zip(RECORDED_ONLY, (device_name, computed_in), strict=True))
+    write_json({**run_config, **recorded}, out / "run_config.json")
     write_parquet(metrics, out / "metrics.parquet")  # last: the rule's completion marker
     shutil.rmtree(work)

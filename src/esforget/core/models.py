@@ -75,6 +75,15 @@ def save_model(
             )
 
 
+def has_native_bf16(device: str) -> bool:
+    """Whether `device` multiplies bf16 matrices in hardware: a GPU that supports bf16, or a CPU
+    with AVX512-BF16 or AMX instructions. Elsewhere PyTorch's CPU kernels emulate bf16, slower
+    than fp32. (`torch.cpu`'s checks are private; no public function says this.)"""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
 def device_name(device: str) -> str:
     """`device` with what it is: the GPU's name, or the CPU's model and the vector instructions
     PyTorch's CPU kernels use there (AVX2, AVX512, …): kernels for different instruction sets

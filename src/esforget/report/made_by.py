@@ -86,8 +86,15 @@ def stage_times(benchmark_dir: Path) -> pl.DataFrame:
 
 
 def devices(run_configs: list[str | Path]) -> list[str]:
-    """The devices the runs trained on, as their run_config.json records them."""
-    return sorted({read_json(path).get(RECORDED_ONLY, "not recorded") for path in run_configs})
+    """The devices the runs trained on and the dtype they computed in, as their run_config.json
+    records them (runs published before the dtype was recorded name the device only)."""
+    device, computed_in = RECORDED_ONLY
+    found = set()
+    for path in run_configs:
+        recorded = read_json(path)
+        dtype = f", computed in {recorded[computed_in]}" if computed_in in recorded else ""
+        found.add(recorded.get(device, "not recorded") + dtype)
+    return sorted(found)
 
 
 def this_device() -> str:

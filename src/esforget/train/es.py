@@ -427,6 +427,6 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
     group.barrier()
     metrics = pl.DataFrame(rows, schema_overrides=METRIC_TYPES)
     if group.is_main:
-        publish(work, out, metrics, fingerprint, device_name(group.device))
+        publish(work, out, metrics, fingerprint, device_name(group.device), cfg.dtype)  # members decode in θ's dtype
     group.close()
     return metrics

@@ -25,7 +25,14 @@ import torch
 from transformers import TrainerCallback
 
 from esforget.core.checkpoints import checkpoint_name, partial_dir, publish, run_fingerprint
-from esforget.core.models import chat_prompt_ids, device_name, load_model, load_tokenizer, save_model
+from esforget.core.models import (
+    chat_prompt_ids,
+    device_name,
+    has_native_bf16,
+    load_model,
+    load_tokenizer,
+    save_model,
+)
 from esforget.decoding.greedy_scorer import GreedyScorer
 from esforget.tasks import reward_function
 from esforget.train import resume
@@ -36,6 +43,21 @@ from esforget.train.live_metrics import LiveMetrics, tensorboard_dir
 log = logging.getLogger(__name__)
 
 
+_PRECISION = {"bfloat16": "bfloat16 autocast, fp32 master", "float32": "float32"}
+"""What run_config.json records as `computed_in`, by the passes' dtype."""
+
+
+def computed_in(compute_dtype: str, device: str) -> str:
+    """The dtype the forward and backward passes compute in for `compute_dtype` on `device`
+    (`GRPOMethodConfig.compute_dtype`)."""
+    on_gpu = torch.device(device).type == "cuda"
+    wanted = compute_dtype == "bfloat16" or (compute_dtype == "auto" and on_gpu)
+    if wanted and not has_native_bf16(device):
+        log.warning("compute_dtype=%s: %s has no native bf16 kernels; computing in float32", compute_dtype, device)
+        return "float32"
+    return "bfloat16" if wanted else "float32"
+
+
 def trl_config(
     cfg: GRPOMethodConfig,
     work: Path,
@@ -44,6 +66,7 @@ def trl_config(
     rollouts: int,
     processes: int = 1,
     report_to: tuple[str, ...] = (),
+    bf16: bool = False,
 ):
     """The `trl.GRPOConfig` of this method for `rollouts` rollouts. Saves happen at rollout boundaries only
     (`checkpoint_every` is counted in rollouts), the one point a resumed run can continue
@@ -56,7 +79,6 @@ def trl_config(
             f"a mini-batch of {sequences} sequences does not split into micro-batches of "
             f"micro_batch_size={cfg.micro_batch_size} on {processes} processes"
         )
-    on_gpu = torch.cuda.is_available()
     return GRPOConfig(
         output_dir=str(work / "trl"),
         max_steps=rollouts * cfg.steps_per_rollout,
@@ -82,8 +104,8 @@ def trl_config(
         gradient_checkpointing=cfg.gradient_checkpointing,
         use_vllm=cfg.use_vllm,
         vllm_importance_sampling_correction=False,
-        use_cpu=not on_gpu,
-        bf16=on_gpu,  # TRL defaults to bf16, which fails on CPU
+        use_cpu=not torch.cuda.is_available(),
+        bf16=bf16,  # autocast the passes to bf16 (`computed_in`); TRL defaults to True
         seed=seed,
         data_seed=seed,
         logging_steps=1,
@@ -273,6 +295,8 @@ def train(cfg: GRPOMethodConfig, job: TrainingJob) -> pl.DataFrame:
         validation_rows = validation_rows.head(cfg.validation_size)
     processes = PartialState()
     device = f"cuda:{processes.local_process_index}" if torch.cuda.is_available() else "cpu"
+    dtype = computed_in(cfg.compute_dtype, device)
+    log.info("forward and backward passes in %s (compute_dtype=%s), fp32 master", dtype, cfg.compute_dtype)
     validate = GreedyScorer(
         tokenizer, validation_rows, job.scorer, job.max_new_tokens, cfg.validation_batch_size, device, job.stop_strings
     )
@@ -287,7 +311,16 @@ def train(cfg: GRPOMethodConfig, job: TrainingJob) -> pl.DataFrame:
     trainer = _trainer_class(cfg.decay_all_parameters)(
         model=model,
         reward_funcs=_trl_reward(job.scorer),
-        args=trl_config(cfg, work, job.max_new_tokens, job.seed, rollouts, processes.num_processes, job.report_to),
+        args=trl_config(
+            cfg,
+            work,
+            job.max_new_tokens,
+            job.seed,
+            rollouts,
+            processes.num_processes,
+            job.report_to,
+            bf16=dtype == "bfloat16",
+        ),  # fmt: skip
         train_dataset=_dataset(train_rows),
         processing_class=tokenizer,
         callbacks=[recorder],
@@ -297,5 +330,5 @@ def train(cfg: GRPOMethodConfig, job: TrainingJob) -> pl.DataFrame:
     metrics = recorder.table()
     processes.wait_for_everyone()
     if processes.is_main_process:
-        publish(work, job.out_dir, metrics, fingerprint, device_name(device))
+        publish(work, job.out_dir, metrics, fingerprint, device_name(device), _PRECISION[dtype])
     return metrics

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from esforget.core.models import DTYPES
 
+COMPUTE_DTYPES = ("auto", "bfloat16", "float32")
+
 
 @dataclass
 class GRPOMethodConfig:
@@ -80,6 +82,13 @@ class GRPOMethodConfig:
     """Recompute activations in the backward pass instead of keeping them (TRL's default, which
     every profile used before this setting existed): the same gradients for one more forward
     pass. Off where memory is plenty, e.g. a 135 M-parameter model on a CPU."""
+    compute_dtype: str = "auto"
+    """Precision of the forward and backward passes (TRL's `bf16`: matmuls autocast to bf16; the
+    fp32 master, the optimizer and the loss stay fp32 either way). `auto`: bf16 on a GPU that has
+    it (TRL's default; VeRL's mixed precision), fp32 on a CPU. `bfloat16`: bf16 also on a CPU
+    whose cores multiply bf16 natively (AVX512-BF16 or AMX, detected at run time), fp32 on one
+    that would emulate it (slower than fp32). `float32`: fp32 everywhere. Each run records what
+    it computed in (`run_config.json`, `computed_in`)."""
     use_vllm: bool = False
     """Sample rollouts with vLLM (GPU only; `pip install vllm`). TRL's importance-sampling
     correction for vLLM is then switched off, as VeRL has none."""
@@ -109,6 +118,8 @@ class GRPOMethodConfig:
             )
         if self.checkpoint_dtype not in DTYPES:
             raise ValueError(f"checkpoint_dtype={self.checkpoint_dtype!r}: expected one of {sorted(DTYPES)}")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute_dtype={self.compute_dtype!r}: expected one of {list(COMPUTE_DTYPES)}")
         if self.dual_clip is not None and self.dual_clip <= 1 + self.epsilon:
             raise ValueError(f"dual_clip={self.dual_clip} must exceed 1 + epsilon = {1 + self.epsilon}")
 
