@@ -169,6 +169,13 @@ def test_the_bf16_passes_profile_adds_the_smollm2_grpo_with_only_its_compute_dty
     assert method_config("grpo_bf16_passes", added).compute_dtype == "bfloat16"
 
 
+def test_the_one_seed_layer_keeps_a_profile_and_runs_its_seed_0():
+    from esforget.config.load import load
+
+    assert load(["config/smollm2.yaml", "config/one-seed.yaml"], REPO)["seeds"] == [0]
+    assert load(["config/config.yaml", "config/one-seed.yaml"], REPO)["runs"] == load(["config/config.yaml"], REPO)["runs"]
+
+
 def test_the_conda_environment_is_pyprojects_dependencies_with_no_path_to_resolve():
     """Snakemake copies an env file into .snakemake/conda/ before creating it, so it may hold
     no relative path; its dependencies are generated from pyproject.toml (conda channels are
