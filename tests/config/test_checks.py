@@ -172,8 +172,8 @@ def test_the_bf16_passes_profile_adds_the_smollm2_grpo_with_only_its_compute_dty
 def test_the_one_seed_layer_keeps_a_profile_and_runs_its_seed_0():
     from esforget.config.load import load
 
-    assert load(["config/smollm2.yaml", "config/one-seed.yaml"], REPO)["seeds"] == [0]
-    assert load(["config/config.yaml", "config/one-seed.yaml"], REPO)["runs"] == load(["config/config.yaml"], REPO)["runs"]
+    for profile in ("config/config.yaml", "config/smollm2.yaml"):
+        assert load([profile, "config/one-seed.yaml"], REPO) == {**load([profile], REPO), "seeds": [0]}
 
 
 def test_the_conda_environment_is_pyprojects_dependencies_with_no_path_to_resolve():
