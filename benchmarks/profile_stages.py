@@ -4,6 +4,7 @@ machine (the ES iteration has its own benchmark, `benchmarks/es_iteration.py`).
     python benchmarks/profile_stages.py                                    # config/smollm2.yaml
     python benchmarks/profile_stages.py --configfile config/smollm2.yaml --stages evaluation
     python benchmarks/profile_stages.py --stages grpo --compute-dtype float32 bfloat16   # side by side
+    python benchmarks/profile_stages.py --stages grpo --ops    # where the time goes, op by op
 
 The profile's own base (`results/<model>-<tag>/base/model`, prepared by the workflow), its own
 tasks (test splits built in memory from the config) and its own GRPO method, in this process
@@ -21,6 +22,9 @@ with the profile's thread count:
   evaluation task and probe. Floor: every decoder pass it makes (counted by a hook, as
   `es_iteration.py` counts them), each max(FLOPs / rate, bytes / bandwidth).
 
+`--ops` runs each stage under `torch.profiler` (which slows it) and prints the share of self CPU
+time in matmul and attention kernels, the part the floor counts, and the heaviest ops.
+
 The rates are measured here, in the same thread setting, on a product of the model's width
 (`es_iteration.machine_rates`).
 """
@@ -32,6 +36,7 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -131,6 +136,27 @@ def evaluation(config: dict, base: Path, threads: int) -> dict:
             "rows": table.height, "floor": floor}  # fmt: skip
 
 
+MATMUL_OPS = (
+    "aten::mm",
+    "aten::addmm",
+    "aten::addmm_",
+    "aten::bmm",
+    "aten::baddbmm",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+)
+"""The kernels whose FLOPs the floors count (matmuls and attention)."""
+
+
+def op_table(events, top: int = 15) -> dict:
+    """Self CPU seconds: total, in `MATMUL_OPS`, and the `top` heaviest ops with their call counts."""
+    total = sum(e.self_cpu_time_total for e in events) / 1e6
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / 1e6
+    heaviest = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
+    ops = {e.key: [round(e.self_cpu_time_total / 1e6, 2), e.count] for e in heaviest}
+    return {"self_cpu_seconds": total, "matmul_share": matmul / total, "ops_seconds_calls": ops}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", default="config/smollm2.yaml")
@@ -138,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--compute-dtype", nargs="+", choices=["auto", "float32", "bfloat16"], help="GRPO: one step per dtype"
     )
+    parser.add_argument("--ops", action="store_true", help="profile op by op (slower): the matmul share")
     args = parser.parse_args(argv)
     config = profile(args.configfile)
     threads = config["threads"]["evaluate"]
@@ -148,9 +175,13 @@ def main(argv: list[str] | None = None) -> None:
     rate, bandwidth = machine_rates(model_shape(load_model(base)))
     print(f"matmul {rate / 1e9:.0f} GFLOP/s, read {bandwidth / 1e9:.1f} GB/s, {threads} threads", flush=True)
     runs = [(s, d) for s in args.stages for d in (args.compute_dtype or [None] if s == "grpo" else [None])]
+    cpu = [torch.profiler.ProfilerActivity.CPU]
     for stage, dtype in runs:
-        row = grpo_step(config, base, threads, dtype) if stage == "grpo" else evaluation(config, base, threads)
+        with torch.profiler.profile(activities=cpu) if args.ops else nullcontext() as ops:
+            row = grpo_step(config, base, threads, dtype) if stage == "grpo" else evaluation(config, base, threads)
         row["x_floor"] = row["seconds"] / row["floor"]
+        if args.ops:
+            row["ops"] = op_table(ops.key_averages())
         print(json.dumps(row), flush=True)
 
 
