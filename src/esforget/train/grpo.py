@@ -320,7 +320,7 @@ def train(cfg: GRPOMethodConfig, job: TrainingJob) -> pl.DataFrame:
             processes.num_processes,
             job.report_to,
             bf16=dtype == "bfloat16",
-        ),  # fmt: skip
+        ),
         train_dataset=_dataset(train_rows),
         processing_class=tokenizer,
         callbacks=[recorder],
