@@ -25,8 +25,9 @@ with the profile's thread count:
 `--ops` runs each stage under `torch.profiler` (which slows it) and prints the share of self CPU
 time in matmul and attention kernels, the part the floor counts, and the heaviest ops.
 
-The rates are measured here, in the same thread setting, on a product of the model's width
-(`es_iteration.machine_rates`).
+The rates are measured once before the stages (fp32, and bf16 where the CPU has native bf16
+kernels) and printed in each row, in the same thread setting, on a product of the model's
+width (`es_iteration.machine_rates`).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def base_dir(config: dict) -> Path:
     return folder
 
 
-def grpo_step(config: dict, base: Path, threads: int, compute_dtype: str | None = None) -> dict:
+def grpo_step(config: dict, base: Path, threads: int, rates: dict, compute_dtype: str | None = None) -> dict:
     import polars as pl
 
     from esforget.core.models import chat_prompt_ids, load_model, load_tokenizer
@@ -97,15 +98,16 @@ def grpo_step(config: dict, base: Path, threads: int, compute_dtype: str | None 
     prompt = sum(map(len, prompt_ids)) / len(prompt_ids)
     sequences = cfg.prompts_per_minibatch * cfg.num_generations
     shape = model_shape(load_model(base))
-    rate, bandwidth = machine_rates(shape, getattr(torch, dtype))
+    rate, bandwidth = rates[dtype]
     passes = 3 + (1 if cfg.beta > 0 else 0)
     flops = 2 * shape["matmul_weights"] * sequences * (prompt + reply) * passes
     floor = flops / rate + spec["max_new_tokens"] * shape["weight_bytes"] / bandwidth
     return {"stage": "grpo step", "computed_in": dtype, "seconds": seconds, "sequences": sequences,
-            "prompt_tokens": prompt, "reply_tokens": reply, "matmul_gflops": rate / 1e9, "floor": floor}  # fmt: skip
+            "prompt_tokens": prompt, "reply_tokens": reply, "matmul_gflops": rate / 1e9, "read_gbps": bandwidth / 1e9,
+            "floor": floor}  # fmt: skip
 
 
-def evaluation(config: dict, base: Path, threads: int) -> dict:
+def evaluation(config: dict, base: Path, threads: int, rates: dict) -> dict:
     import esforget.evaluate.retention as retention
     from esforget.core.models import load_model
 
@@ -130,10 +132,11 @@ def evaluation(config: dict, base: Path, threads: int) -> dict:
     finally:
         retention.load_model = load_model
     shape = model_shape(load_model(base))
-    rate, bandwidth = machine_rates(shape)
+    rate, bandwidth = rates["float32"]
     floor = sum(floor_seconds(p.calls, shape, rate, bandwidth) for p in counted)
     return {"stage": "evaluation", "seconds": seconds, "passes": sum(len(p.calls) for p in counted),
-            "rows": table.height, "floor": floor}  # fmt: skip
+            "rows": table.height, "matmul_gflops": rate / 1e9, "read_gbps": bandwidth / 1e9,
+            "floor": floor}  # fmt: skip
 
 
 MATMUL_OPS = (
@@ -170,15 +173,20 @@ def main(argv: list[str] | None = None) -> None:
     threads = config["threads"]["evaluate"]
     torch.set_num_threads(threads)
     base = base_dir(config)
-    from esforget.core.models import load_model
+    from esforget.core.models import has_native_bf16, load_model
 
-    rate, bandwidth = machine_rates(model_shape(load_model(base)))
-    print(f"matmul {rate / 1e9:.0f} GFLOP/s, read {bandwidth / 1e9:.1f} GB/s, {threads} threads", flush=True)
+    # measured before any stage: right after a training run the same product times unevenly
+    shape = model_shape(load_model(base))
+    dtypes = ["float32"] + (["bfloat16"] if has_native_bf16("cpu") else [])
+    rates = {dtype: machine_rates(shape, getattr(torch, dtype)) for dtype in dtypes}
     runs = [(s, d) for s in args.stages for d in (args.compute_dtype or [None] if s == "grpo" else [None])]
     cpu = [torch.profiler.ProfilerActivity.CPU]
     for stage, dtype in runs:
         with torch.profiler.profile(activities=cpu) if args.ops else nullcontext() as ops:
-            row = grpo_step(config, base, threads, dtype) if stage == "grpo" else evaluation(config, base, threads)
+            if stage == "grpo":
+                row = grpo_step(config, base, threads, rates, dtype)
+            else:
+                row = evaluation(config, base, threads, rates)
         row["x_floor"] = row["seconds"] / row["floor"]
         if args.ops:
             row["ops"] = op_table(ops.key_averages())
