@@ -4,6 +4,8 @@
 
 from snakemake.utils import min_version, validate
 
+from esforget.config.checks import check as check_config
+from esforget.config.files import read as read_config_file
 from esforget.config.spellings import update_spellings
 
 min_version("9.0")
@@ -16,8 +18,18 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
-update_spellings(config)  # values in an old spelling are read in the current one, with a warning
-validate(config, "workflow/schemas/config.schema.yaml")
+# Every config error is one line naming the file, the key and the value, without a traceback
+# (Snakemake would print the Snakefile's frame under it). Snakemake keeps the last value of a
+# key given twice, so every config file is read again, strictly; after the schema, the typed
+# settings and the cross-field checks, all before torch is imported.
+try:
+    for configfile_read in workflow.config_settings.configfiles or ["config/config.yaml"]:
+        read_config_file(configfile_read)
+    update_spellings(config)  # values in an old spelling are read in the current one, with a warning
+    validate(config, "workflow/schemas/config.schema.yaml")
+    check_config(config)
+except (ValueError, OSError) as refused:
+    raise SystemExit(f"Config refused: {refused}") from None
 
 
 include: "workflow/rules/common.smk"

@@ -52,7 +52,7 @@ def test_schema_names_the_bad_key_or_value(config, mutate, message):
             r"methods\.es\.mirrored='false': expected bool, got str",
         ),
         (lambda c: c["methods"]["grpo"].update(rollouts=4.5), r"methods\.grpo\.rollouts=4\.5: expected int or null"),
-        (lambda c: c["models"]["tiny"]["pretrain"].update(lr=-1), r"models\.tiny\.pretrain: lr=-1, .*lr must be > 0"),
+        (lambda c: c["models"]["tiny"]["pretrain"].update(lr=-1), r"models\.tiny\.pretrain\.lr=-1: must be > 0"),
         (
             lambda c: c["models"]["tiny"]["pretrain"].update(lr="3e-3"),  # YAML 1.1 reads 3e-3 as a string
             r"models\.tiny\.pretrain\.lr='3e-3': expected float, got str",
@@ -63,7 +63,7 @@ def test_schema_names_the_bad_key_or_value(config, mutate, message):
         ),
         (
             lambda c: c["models"]["tiny"]["architecture"].update(heads=5),
-            r"models\.tiny\.architecture: hidden_size=96 is not divisible by heads=5",
+            r"models\.tiny\.architecture\.hidden_size=96 is not divisible by heads=5",
         ),
         (
             lambda c: c["models"]["tiny"]["architecture"].update(width=8),
@@ -101,7 +101,8 @@ def test_overrides_set_method_keys_per_model_and_task_later_entries_winning(conf
         {"match": {"task": "arith"}, "set": {"learning_rate": 9.0}},  # matches no run
     ]
     validate(copy.deepcopy(config), SCHEMA)
-    check(config)
+    with pytest.warns(UserWarning, match=r"runs\.overrides\[2\]\.match=\{'task': 'arith'\} matches no run"):
+        check(config)
     resolved = method_for_run(config, "tiny", "grpo", "countdown")
     assert (resolved["learning_rate"], resolved["beta"]) == (2e-5, 0.1)
     assert method_for_run(config, "tiny", "es", "countdown") == config["methods"]["es"]
@@ -114,7 +115,7 @@ def test_overrides_set_method_keys_per_model_and_task_later_entries_winning(conf
         ({"match": {"method": "grpo"}, "set": {"algorithm": "es"}}, r"runs.overrides\[0\].set: a run cannot change"),
         (
             {"match": {"method": "grpo", "model": "tiny"}, "set": {"prompts_per_minibatch": 3}},
-            r"methods.grpo \(model tiny, task countdown\): prompts_per_rollout=8 is not a whole number",
+            r"methods.grpo \(model tiny, task countdown\)\.prompts_per_rollout=8 is not a whole number",
         ),
     ],
 )

@@ -1,15 +1,13 @@
-# Config checks, wildcard constraints and the input functions every stage shares.
+# Wildcard constraints and the input functions every stage shares.
 
 from pathlib import Path
 
-from esforget.config.checks import check as check_config
 from esforget.config.resources import SMALL_JOB, job_resources
 from esforget.config.runs import all_runs, method_for_run
 from esforget.core import layout
 from esforget.core.code_hash import canonical, stage_hash
 from esforget.train.methods import training_dtype
 
-check_config(config)
 config.update(canonical(config))  # params compared by repr: key order in the YAML must not matter
 
 TASKS = config["tasks"]

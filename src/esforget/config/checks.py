@@ -9,11 +9,13 @@ offending values.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from esforget.base.tiny_config import PretrainConfig, TinyArchitecture
-from esforget.config.runs import method_for_run
+from esforget.config.runs import all_runs, method_for_run
 from esforget.core.typed_settings import typed
+from esforget.train.es_config import ESConfig
 from esforget.train.methods import method_config
 
 
@@ -37,10 +39,20 @@ def check(config: dict) -> None:
                 )
         if "algorithm" in override["set"]:
             raise ValueError(f"runs.overrides[{k}].set: a run cannot change its method's algorithm")
+    for k, override in enumerate(config["runs"].get("overrides", [])):
+        if not any(all(run[key] == value for key, value in override["match"].items()) for run in all_runs(config)):
+            warnings.warn(
+                f"runs.overrides[{k}].match={override['match']} matches no run of runs.models × runs.methods × "
+                "runs.tasks: it changes nothing",
+                stacklevel=2,
+            )
     for model in config["runs"]["models"]:
         for method in config["runs"]["methods"]:
             for task in config["runs"]["tasks"]:
-                method_config(f"{method} (model {model}, task {task})", method_for_run(config, model, method, task))
+                where = f"{method} (model {model}, task {task})"
+                _fits_splits(
+                    where, method_config(where, method_for_run(config, model, method, task)), task, tasks[task]
+                )
     for name, task in tasks.items():
         source = task["source"]
         if task["scorer"] == "letter" and task["role"] != "prior":
@@ -72,6 +84,8 @@ def check(config: dict) -> None:
         for key in ("number_range", "operand_range", "target_range"):
             if key in source and source[key][0] > source[key][1]:
                 raise ValueError(f"tasks.{name}.source.{key}={source[key]}: the low end exceeds the high end")
+        if source["kind"] == "countdown_generator":
+            _reachable(f"tasks.{name}.source", source)
     for name, spec in config["models"].items():
         if spec["kind"] == "tiny":
             typed(TinyArchitecture, spec["architecture"], f"models.{name}.architecture")
@@ -80,6 +94,36 @@ def check(config: dict) -> None:
         raise ModuleNotFoundError(
             "logging.report_to lists tensorboard, which is not installed: pip install tensorboard"
         )
+
+
+def _fits_splits(where: str, cfg, task: str, spec: dict) -> None:
+    """Refuse a method that asks for more prompts per step, or more validation items, than the
+    task's splits hold (where the config gives their sizes)."""
+    sizes = spec.get("splits", {})
+    wanted = {
+        "train": ("prompts_per_iteration", getattr(cfg, "prompts_per_iteration", None))
+        if isinstance(cfg, ESConfig)
+        else ("prompts_per_rollout", cfg.prompts_per_rollout),
+        "validation": ("validation_size", cfg.validation_size),
+    }
+    for split, (key, value) in wanted.items():
+        if value is not None and split in sizes and value > sizes[split]:
+            raise ValueError(
+                f"methods.{where}: {key}={value}, but tasks.{task}.splits.{split} holds {sizes[split]} items"
+            )
+
+
+def _reachable(where: str, source: dict) -> None:
+    """Refuse a Countdown generator whose target range its numbers and ops cannot reach: data
+    preparation would give up on it only after drawing in vain (a fraction of a second here)."""
+    import random
+
+    from esforget.tasks.countdown import random_puzzle
+
+    try:
+        random_puzzle(random.Random(0), source["count"], *source["number_range"], source["ops"], source["target_range"])
+    except ValueError as err:
+        raise ValueError(f"{where}.target_range={source['target_range']}: {err}") from None
 
 
 def _subset(key: str, names: list[str], defined: dict) -> None:

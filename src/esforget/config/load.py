@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from esforget.config.checks import check
+from esforget.config.files import read
 from esforget.config.spellings import update_spellings
 
 DEFAULT_CONFIGFILES = ("config/config.yaml",)
@@ -16,15 +17,11 @@ def load(configfiles: list[str] | tuple[str, ...] = DEFAULT_CONFIGFILES, root: s
     deep-merged in order (later keys win, as `--configfile a b`), old spellings updated
     (`esforget.config.spellings`), validated against the schema
     with its defaults filled in, then the cross-field checks."""
-    import yaml
     from snakemake.utils import update_config, validate
 
     config: dict = {}
     for file in configfiles:
-        path = Path(root) / file
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} not found")
-        update_config(config, yaml.safe_load(path.read_text()) or {})
+        update_config(config, read(Path(root) / file))
     update_spellings(config)
     validate(config, str(Path(root) / SCHEMA))
     check(config)

@@ -1,5 +1,11 @@
 """A section of the config as a typed dataclass: every key known, every required key given, every
-value of its declared type, and the dataclass's own range checks — each refusal naming the key.
+value of its declared type and within its declared range or choices, and the dataclass's own
+cross-field checks — each refusal naming the key.
+
+A field's range is declared with its type, `sigma: Annotated[float, Above(0)] = 1e-3`, and
+checked both when a config is read (`typed`) and when code builds the dataclass itself
+(`check_declared`, called first in each `__post_init__`); the settings guide prints it beside the
+type.
 
 The settings of each trainer (`ESConfig`, `GRPOMethodConfig`) and of the tiny model
 (`TinyArchitecture`, `PretrainConfig`) are declared once, as dataclasses with a docstring under
@@ -18,6 +24,62 @@ import inspect
 import textwrap
 import types
 import typing
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Numbers from `low` (excluded when `open`) up to `high` (included); None: unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    open: bool = False
+
+    def admits(self, value) -> bool:
+        if self.low is not None and (value <= self.low if self.open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def __str__(self) -> str:
+        low = None if self.low is None else f"{'>' if self.open else '≥'} {self.low:g}"
+        high = None if self.high is None else f"≤ {self.high:g}"
+        return " and ".join(part for part in (low, high) if part)
+
+
+def AtLeast(low: float, high: float | None = None) -> Range:  # noqa: N802 — reads as a type
+    return Range(low, high)
+
+
+def Above(low: float, high: float | None = None) -> Range:  # noqa: N802
+    return Range(low, high, open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """One of the listed values."""
+
+    values: tuple
+
+    def __init__(self, *values):
+        object.__setattr__(self, "values", values)
+
+    def admits(self, value) -> bool:
+        return value in self.values
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+
+def check_declared(settings) -> None:
+    """A ValueError naming the first field of dataclass instance `settings` whose value lies
+    outside its declared range or choices (null is left to the type: `int | None` admits it)."""
+    hints = typing.get_type_hints(type(settings), include_extras=True)
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        for bound in _bounds(hints[f.name]):
+            if value is not None and not isinstance(value, list | tuple) and not bound.admits(value):
+                raise ValueError(f"{f.name}={value!r}: must be {bound}")
+            if isinstance(value, list | tuple) and not all(bound.admits(v) for v in value):
+                raise ValueError(f"{f.name}={list(value)!r}: every item must be {bound}")
 
 
 def typed(cls: type, mapping, where: str):
@@ -43,8 +105,15 @@ def typed(cls: type, mapping, where: str):
             raise ValueError(f"{where}.{key}={value!r}: expected {_name(hints[key])}, got {type(value).__name__}")
     try:
         return cls(**mapping)
-    except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
+    except ValueError as err:  # the dataclass's messages start with the key: "sigma=0: ..."
+        raise ValueError(f"{where}.{err}" if str(err).split("=")[0] in fields else f"{where}: {err}") from None
+
+
+def _bounds(hint) -> list:
+    """The ranges and choices an `Annotated` type declares (those of its union's members too)."""
+    if typing.get_origin(hint) is typing.Annotated:
+        return [m for m in hint.__metadata__ if isinstance(m, Range | OneOf)]
+    return [b for arg in typing.get_args(hint) for b in _bounds(arg)]
 
 
 def _is_a(value, hint) -> bool:
@@ -78,8 +147,10 @@ def _name(hint) -> str:
 
 
 def type_name(cls: type, field: str) -> str:
-    """The declared type of `field` of dataclass `cls`, as the settings guide writes it."""
-    return _name(typing.get_type_hints(cls)[field])
+    """The declared type of `field` of dataclass `cls` and its range, as the settings guide
+    writes them: "float, > 0", "int or null, ≥ 1"."""
+    bounds = _bounds(typing.get_type_hints(cls, include_extras=True)[field])
+    return ", ".join([_name(typing.get_type_hints(cls)[field]), *map(str, bounds)])
 
 
 def field_docs(cls: type) -> dict[str, str]:

@@ -125,11 +125,16 @@ def lazy_answer(numbers: list[int]) -> str:
     return "+".join(map(str, numbers))
 
 
+MAX_DRAWS = 10_000
+"""Draws `random_puzzle` makes before it gives up on a target range its numbers cannot reach."""
+
+
 def random_puzzle(
     rng: random.Random, count: int, low: int, high: int, ops: list[str], target_range: list[int]
 ) -> tuple[list[int], int]:
-    """Draw numbers and a reachable target by applying random ops to a random order of them."""
-    while True:
+    """Draw numbers and a reachable target by applying random ops to a random order of them.
+    A ValueError after `MAX_DRAWS` draws that reached no target in `target_range`."""
+    for _ in range(MAX_DRAWS):
         numbers = [rng.randint(low, high) for _ in range(count)]
         order = rng.sample(numbers, count)
         value = Fraction(order[0])
@@ -139,3 +144,7 @@ def random_puzzle(
                 break
         if value is not None and value.denominator == 1 and target_range[0] <= value <= target_range[1]:
             return numbers, int(value)
+    raise ValueError(
+        f"no target in {list(target_range)} from {count} numbers in [{low}, {high}] with ops {list(ops)} "
+        f"in {MAX_DRAWS:,} draws"
+    )

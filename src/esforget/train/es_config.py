@@ -4,35 +4,37 @@ from the trainer (`esforget.train.es`) so that checking a config does not load i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from esforget.core.models import DTYPES
+from esforget.core.dtype_names import DTYPE_NAMES
+from esforget.core.typed_settings import Above, AtLeast, OneOf, check_declared
 
 
 @dataclass
 class ESConfig:
     """Hyper-parameters of one ES method (`config.methods.<name>` with `algorithm: es`)."""
 
-    iterations: int = 500
+    iterations: Annotated[int, AtLeast(1)] = 500
     """Number of ES updates (the authors: 500)."""
-    population_size: int = 30
+    population_size: Annotated[int, AtLeast(2)] = 30
     """N, perturbed models scored per iteration (the authors: 30). Even when `mirrored`."""
-    sigma: float = 1e-3
+    sigma: Annotated[float, Above(0)] = 1e-3
     """σ, standard deviation of the parameter noise (the authors: 1e-3)."""
-    alpha: float = 5e-4
+    alpha: Annotated[float, Above(0)] = 5e-4
     """α, learning rate of the update θ += (α/N) Σ zᵢ εᵢ (the authors: 5e-4)."""
-    fitness_shaping: str = "zscore"
+    fitness_shaping: Annotated[str, OneOf("zscore", "rank")] = "zscore"
     """`zscore` (the authors') or `rank` (centred ranks in [-0.5, 0.5])."""
     mirrored: bool = False
     """Antithetic pairs (+ε, −ε) instead of N independent draws. The authors: off."""
-    noise: str = "independent"
+    noise: Annotated[str, OneOf("independent", "authors")] = "independent"
     """`independent`: a distinct stream per member and tensor; `authors`: the authors' draws
     (member seeds from Python's `random`, every tensor of their vLLM model seeded with the
     member seed, q/k/v and gate/up fused; see `esforget.train.noise`)."""
-    prompts_per_iteration: int | None = None
+    prompts_per_iteration: Annotated[int, AtLeast(1)] | None = None
     """Fresh random batch of k training prompts each iteration; null = the full set (the authors)."""
-    dtype: str = "float32"
+    dtype: Annotated[str, OneOf(*DTYPE_NAMES)] = "float32"
     """Precision of the weights being perturbed: float32, bfloat16 or float16 (the authors: fp16)."""
-    numerics: str = "master"
+    numerics: Annotated[str, OneOf("master", "authors")] = "master"
     """`master`: θ is a separate fp32 master copy; restores are exact, updates accumulate in
     fp32 whatever `dtype`, runs are bit-identical across process counts and resumes; costs one
     more fp32 copy of the parameters. `authors`: the authors' in-place arithmetic in `dtype`
@@ -45,15 +47,15 @@ class ESConfig:
     """Under `numerics: authors`, measure how far the in-place restores moved θ (metrics
     `drift/*`). Costs host memory: a copy of θ in its dtype and the summed drift in fp32; False
     keeps the authors' footprint (one model and one noise tensor) and logs no drift."""
-    checkpoint_every: int = 50
+    checkpoint_every: Annotated[int, AtLeast(1)] = 50
     """Save a checkpoint every k iterations (and at the end). The authors: 50."""
-    validate_every: int = 10
+    validate_every: Annotated[int, AtLeast(1)] = 10
     """Greedy validation accuracy every m iterations. The authors: 10."""
-    validation_size: int | None = None
+    validation_size: Annotated[int, AtLeast(1)] | None = None
     """Validation items scored at each validation; null = the whole split."""
-    generation_batch_size: int = 64
+    generation_batch_size: Annotated[int, AtLeast(1)] = 64
     """Prompts decoded together (per member: a forward of K members holds K times as many rows)."""
-    members_per_forward: int = 1
+    members_per_forward: Annotated[int, AtLeast(1)] = 1
     """K, members decoded together in one batched forward (`esforget.train.member_batch`): the batch
     is K × prompts rows, and memory holds K more copies of the model. Replies equal those of
     K = 1 up to floating-point ties. Pays where a decode step is overhead-bound (a small model
@@ -67,25 +69,10 @@ class ESConfig:
     algorithm: str = field(default="es", repr=False)
 
     def __post_init__(self):
-        if self.fitness_shaping not in ("zscore", "rank"):
-            raise ValueError(f"fitness_shaping={self.fitness_shaping!r}: expected 'zscore' or 'rank'")
-        if self.noise not in ("independent", "authors"):
-            raise ValueError(f"noise={self.noise!r}: expected 'independent' or 'authors'")
+        check_declared(self)
         if self.mirrored and self.population_size % 2:
             raise ValueError(f"mirrored=True needs an even population_size, got {self.population_size}")
-        if self.numerics not in ("master", "authors"):
-            raise ValueError(f"numerics={self.numerics!r}: expected 'master' or 'authors'")
         if self.save_master and self.numerics != "master":
             raise ValueError(
                 f"save_master=True with numerics={self.numerics!r}: only numerics 'master' keeps an fp32 master"
-            )
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype!r}: expected one of {sorted(DTYPES)}")
-        if self.members_per_forward < 1:
-            raise ValueError(f"members_per_forward={self.members_per_forward}: must be ≥ 1")
-        if self.population_size < 2:
-            raise ValueError(f"population_size={self.population_size}: fitness shaping needs at least 2")
-        if self.checkpoint_every < 1 or self.validate_every < 1:
-            raise ValueError(
-                f"checkpoint_every={self.checkpoint_every} and validate_every={self.validate_every} must be ≥ 1"
             )
