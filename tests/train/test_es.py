@@ -19,6 +19,7 @@ from esforget.core.models import device_name, load_model, load_tokenizer
 from esforget.data.sources import build_splits
 from esforget.decoding.greedy_scorer import GreedyScorer
 from esforget.train import es
+from esforget.train.finite import NonFiniteTraining
 from esforget.train.job import TrainingJob
 from esforget.train.member_batch import MemberStack
 from tests.shared import MICRO_COUNTDOWN
@@ -236,15 +237,23 @@ def test_members_draw_distinct_noise_within_and_across_iterations():
     "keys, message",
     [
         ({"population_size": 5, "mirrored": True}, "mirrored=True needs an even population_size, got 5"),
-        ({"fitness_shaping": "median"}, "fitness_shaping='median': expected 'zscore' or 'rank'"),
-        ({"noise": "shared"}, "noise='shared': expected 'independent' or 'authors'"),
-        ({"numerics": "vllm"}, "numerics='vllm': expected 'master' or 'authors'"),
+        ({"fitness_shaping": "median"}, "fitness_shaping='median': must be one of 'zscore', 'rank'"),
+        ({"noise": "shared"}, "noise='shared': must be one of 'independent', 'authors'"),
+        ({"numerics": "vllm"}, "numerics='vllm': must be one of 'master', 'authors'"),
         ({"numerics": "authors", "save_master": True}, "save_master=True with numerics='authors'"),
-        ({"dtype": "float8"}, "dtype='float8': expected one of \\['bfloat16', 'float16', 'float32'\\]"),
-        ({"population_size": 1}, "population_size=1: fitness shaping needs at least 2"),
-        ({"checkpoint_every": 0}, "checkpoint_every=0 and validate_every=10 must be ≥ 1"),
-        ({"validate_every": 0}, "checkpoint_every=50 and validate_every=0 must be ≥ 1"),
+        ({"dtype": "float8"}, "dtype='float8': must be one of 'float32', 'bfloat16', 'float16'"),
+        ({"population_size": 1}, "population_size=1: must be ≥ 2"),
+        ({"checkpoint_every": 0}, "checkpoint_every=0: must be ≥ 1"),
+        ({"validate_every": 0}, "validate_every=0: must be ≥ 1"),
         ({"members_per_forward": 0}, "members_per_forward=0: must be ≥ 1"),
+        # the issue's list of what a dry run used to accept
+        ({"sigma": 0}, "sigma=0: must be > 0"),
+        ({"sigma": -0.3}, "sigma=-0.3: must be > 0"),
+        ({"alpha": -1e-3}, "alpha=-0.001: must be > 0"),
+        ({"iterations": 0}, "iterations=0: must be ≥ 1"),
+        ({"prompts_per_iteration": 0}, "prompts_per_iteration=0: must be ≥ 1"),
+        ({"generation_batch_size": 0}, "generation_batch_size=0: must be ≥ 1"),
+        ({"validation_size": -1}, "validation_size=-1: must be ≥ 1"),
     ],
 )
 def test_bad_config_is_refused_naming_the_value(keys, message):
@@ -408,3 +417,37 @@ def test_validation_scores_only_the_first_validation_size_items(micro_model_dir,
     whole_split = dataclasses.replace(cfg, validation_size=None)
     with pytest.raises(KeyError):
         es.train(whole_split, dataclasses.replace(job, out_dir=tmp_path / "b"))
+
+
+def test_an_update_that_overflows_stops_the_run_naming_the_iteration_and_publishes_nothing(micro_model_dir, tmp_path):
+    data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 8, "test": 8}, seed=0)
+    # α = 1e38: θ += (α/N) Σ zᵢεᵢ leaves fp32's range at the first update whose fitnesses differ
+    cfg = es.ESConfig(population_size=4, **{**THREE_ITERATIONS, "alpha": 1e38})
+    refused = r"ES iteration \d \(alpha=1e\+38, sigma=0.5\): not finite: update/step_norm=inf"
+    with pytest.raises(NonFiniteTraining, match=refused):
+        es.train(cfg, micro_job(micro_model_dir, data, tmp_path / "run"))
+    assert nothing_published(tmp_path / "run")
+
+
+def test_a_non_finite_fitness_stops_the_run_before_its_update(micro_model_dir, tmp_path, monkeypatch):
+    data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 8, "test": 8}, seed=0)
+    score, calls = GreedyScorer.score, itertools.count()
+
+    def one_nan(self, model, members=1, drafts=None):  # the first member's rewards came back NaN
+        scored = score(self, model, members, drafts)
+        if next(calls) == 0:
+            scored[0] = dataclasses.replace(scored[0], rewards=[float("nan")] * len(scored[0].rewards))
+        return scored
+
+    monkeypatch.setattr(GreedyScorer, "score", one_nan)
+    cfg = es.ESConfig(population_size=4, **THREE_ITERATIONS)
+    with pytest.raises(NonFiniteTraining, match=r"ES iteration 1: not finite: fitness=\[nan, .*\] \(entries \[0\]\)"):
+        es.train(cfg, micro_job(micro_model_dir, data, tmp_path / "run"))
+    assert nothing_published(tmp_path / "run")
+
+
+def nothing_published(out) -> bool:
+    """No checkpoint, no metrics, no run_config.json: only the work folder a rerun starts over in."""
+    return not out.exists() or (
+        {p.name for p in out.iterdir()} <= {"partial"} and not (out / "partial" / "checkpoints").exists()
+    )

@@ -11,6 +11,7 @@ from esforget.core.files import write_parquet
 from esforget.core.models import load_model
 from esforget.data.sources import build_splits
 from esforget.train import grpo, launch
+from esforget.train.finite import NonFiniteTraining
 from tests.train.specs import launch_spec
 from tests.train.staged_kill import killed_and_resumed
 from tests.train.test_live_metrics import scalars
@@ -21,6 +22,26 @@ def test_the_papers_batch_geometry_is_refused_with_the_nearest_exact_settings():
         grpo.GRPOMethodConfig(prompts_per_rollout=200, prompts_per_minibatch=32)
     with pytest.raises(ValueError, match="micro_batch_size=7"):
         grpo.GRPOMethodConfig(micro_batch_size=7)
+
+
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        ({"learning_rate": -1e-6}, "learning_rate=-1e-06: must be > 0"),
+        ({"beta": -0.001}, "beta=-0.001: must be ≥ 0"),
+        ({"epsilon": -0.2}, "epsilon=-0.2: must be > 0 and ≤ 1"),
+        ({"rollouts": 0}, "rollouts=0: must be ≥ 1"),
+        ({"temperature": 0}, "temperature=0: must be > 0"),
+        ({"micro_batch_size": 0}, "micro_batch_size=0: must be ≥ 1"),
+        ({"num_generations": 1}, "num_generations=1: must be ≥ 2"),
+        ({"loss_type": "sapo"}, "loss_type='sapo': must be one of 'bnpo', 'dapo', 'grpo', 'dr_grpo'"),
+        ({"checkpoint_dtype": "int8"}, "checkpoint_dtype='int8': must be one of 'float32', 'bfloat16', 'float16'"),
+        ({"dual_clip": 1.1}, r"dual_clip=1.1 must exceed 1 \+ epsilon = 1.2"),
+    ],
+)
+def test_a_setting_out_of_its_range_is_refused_naming_it(keys, message):
+    with pytest.raises(ValueError, match=message):
+        grpo.GRPOMethodConfig(**keys)
 
 
 def test_the_default_maps_the_papers_verl_run_onto_trl(tmp_path):
@@ -247,3 +268,12 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(job, tmp_pa
     assert metrics[1].equals(metrics[0])
     pairs = zip(final_weights(resumed, 12), final_weights(whole, 12), strict=True)
     assert all(torch.equal(p, q) for p, q in pairs)
+
+
+def test_a_step_that_leaves_a_weight_non_finite_stops_the_run_and_publishes_nothing(job, tmp_path):
+    # AdamW moves each weight by about the learning rate: 1e39 is beyond fp32's range
+    method = {**job["method"], "rollouts": 1, "checkpoint_every": 1, "validate_every": 1, "learning_rate": 1e39}
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteTraining, match=r"GRPO step 1 \(learning_rate=1e\+39\): parameter model\.\S+ holds"):
+        launch.train({**job, "method": method, "out_dir": str(out)})
+    assert not (out / "metrics.parquet").exists() and not (out / "checkpoints").exists()

@@ -48,7 +48,7 @@ from esforget.core.checkpoints import checkpoint_name, partial_dir, publish, run
 from esforget.core.models import DTYPES, device_name, load_model, load_tokenizer, save_model
 from esforget.core.tensors import load_tensor, tensor_files
 from esforget.decoding.greedy_scorer import GreedyScorer
-from esforget.train import resume
+from esforget.train import finite, resume
 from esforget.train.distributed import Group
 from esforget.train.es_config import ESConfig
 from esforget.train.job import TrainingJob
@@ -390,6 +390,7 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
                 fitness[i], tokens[i] = member.mean_reward, member.generated_tokens
         drift_norm, drift_total = weights.end_members()  # restores the last member
         fitness, tokens = group.sum(fitness), group.sum(tokens)
+        finite.require(f"ES iteration {t}", fitness=fitness)
 
         # -- the update, identical on every rank --
         z = shape_fitness(fitness, cfg.fitness_shaping, cfg.numerics)
@@ -410,6 +411,10 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
             "perf/generated_tokens": int(tokens.sum()),
             "val/accuracy": None,
         }
+        finite.require(
+            f"ES iteration {t} (alpha={cfg.alpha:g}, sigma={cfg.sigma:g})",
+            **{key: row[key] for key in ("update/step_norm", "update/total_norm")},
+        )
         if group.is_main and (t % cfg.validate_every == 0 or t == cfg.iterations):
             row["val/accuracy"] = validate(model).accuracy
         rows.append(row)

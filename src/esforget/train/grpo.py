@@ -35,7 +35,7 @@ from esforget.core.models import (
 )
 from esforget.decoding.greedy_scorer import GreedyScorer
 from esforget.tasks import reward_function
-from esforget.train import resume
+from esforget.train import finite, resume
 from esforget.train.grpo_config import GRPOMethodConfig
 from esforget.train.job import TrainingJob
 from esforget.train.live_metrics import LiveMetrics, tensorboard_dir
@@ -109,6 +109,7 @@ def trl_config(
         seed=seed,
         data_seed=seed,
         logging_steps=1,
+        logging_nan_inf_filter=False,  # the Trainer would log a NaN loss as the mean of the last ones
         save_strategy="steps",
         save_steps=cfg.checkpoint_every * cfg.steps_per_rollout,
         report_to=list(report_to) or "none",
@@ -180,6 +181,11 @@ class RunRecorder(TrainerCallback):
         step = state.global_step
         row = self._row(step)
         row["perf/seconds"] = time.perf_counter() - self.step_started
+        if broken := finite.first_non_finite_parameter(model.named_parameters()):
+            raise finite.NonFiniteTraining(
+                f"GRPO step {step} (learning_rate={self.cfg.learning_rate:g}): parameter {broken} holds a NaN or an "
+                "Inf after the optimizer step; the run stops and publishes nothing"
+            )
         if step % self.cfg.steps_per_rollout or not state.is_world_process_zero:
             return
         rollout = step // self.cfg.steps_per_rollout
@@ -203,6 +209,9 @@ class RunRecorder(TrainerCallback):
         for key, name in self.TRL_KEYS.items():
             if logs and key in logs:
                 row[name] = float(logs[key])
+        finite.require(
+            f"GRPO step {state.global_step}", **{k: row.get(k) for k in ("loss", "grad_norm", "reward/mean")}
+        )
         # TRL logs a step after its on_step_end, so the row is complete; its summary at the end
         # of training (train_loss, train_runtime) is no step
         if state.is_world_process_zero and logs and any(key in logs for key in self.TRL_KEYS):
