@@ -340,3 +340,18 @@ def test_a_generated_puzzle_is_numbered_in_its_split_and_its_reference_reaches_i
             assert row["prompt"] == countdown.prompt(info["numbers"], target, MICRO_COUNTDOWN["prompt_style"])
             assert safe_eval(info["reference"]) == target
             assert sorted(map(int, re.findall(r"\d+", info["reference"]))) == sorted(info["numbers"])
+
+
+def test_a_source_that_gives_a_split_no_rows_is_refused_and_nothing_is_written(tmp_path):
+    (tmp_path / "all.jsonl").write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n")
+    (tmp_path / "none.jsonl").write_text("\n")
+    splits = {"train": "all.jsonl", "validation": "all.jsonl", "test": "none.jsonl"}
+    task = {"source": {"kind": "local_jsonl", "path": str(tmp_path), "loader": "gsm8k", "splits": splits}}
+    with pytest.raises(ValueError, match=r"gave no rows for split\(s\) \['test'\]; nothing written"):
+        prepare_task(task, seed=0, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_countdown_targets_no_draw_can_reach_end_the_generator_naming_the_ranges():
+    with pytest.raises(ValueError, match=r"no target in \[1000, 2000\] from 3 numbers in \[1, 10\] with ops \['\+'\]"):
+        countdown.random_puzzle(random.Random(0), 3, 1, 10, ["+"], [1000, 2000])

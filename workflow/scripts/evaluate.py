@@ -10,6 +10,7 @@ from esforget.core.files import read_parquet, write_parquet
 from esforget.core.logs import to_file
 from esforget.data.prepare import check_prepared
 from esforget.evaluate.retention import EvalTask, evaluate, with_base
+from esforget.tasks import read_split
 
 to_file(snakemake.log[0])
 evaluation, all_tasks = snakemake.params.evaluation, snakemake.params.tasks
@@ -17,7 +18,7 @@ for name, path in zip(evaluation["tasks"], snakemake.input.tasks, strict=True):
     check_prepared(path, all_tasks[name], snakemake.params.data_seed)
 tasks = {
     name: EvalTask(
-        read_parquet(path),
+        read_split(path),
         all_tasks[name]["scorer"],
         all_tasks[name]["max_new_tokens"],
         tuple(all_tasks[name].get("stop_strings", [])),

@@ -13,8 +13,9 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from esforget.core.files import read_parquet, write_parquet
+from esforget.core.files import write_parquet
 from esforget.core.models import DTYPES, save_model
+from esforget.tasks import read_split
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def prepare(
         from esforget.core.typed_settings import typed
 
         tasks = {
-            name: {**t, "train": read_parquet(t["train"]), "validation": read_parquet(t["validation"])}
+            name: {**t, "train": read_split(t["train"]), "validation": read_split(t["validation"])}
             for name, t in task_data.items()
         }
         arch = typed(TinyArchitecture, spec["architecture"], "architecture")

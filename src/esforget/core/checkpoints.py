@@ -38,8 +38,10 @@ def list_checkpoints(checkpoints_dir: str | Path) -> list[tuple[int, Path]]:
         raise FileNotFoundError(f"missing checkpoints directory: {root}")
     found = []
     for child in root.iterdir():
-        match = _STEP_DIR.match(child.name)
-        if match and (child / "config.json").exists():
+        if match := _STEP_DIR.match(child.name):
+            # checkpoints are renamed into place whole: one without its config was damaged after
+            if not (child / "config.json").is_file():
+                raise FileNotFoundError(f"{child}: a checkpoint folder without config.json, not a loadable model")
             found.append((int(match.group(1)), child))
     if not found:
         raise FileNotFoundError(f"no checkpoints (step??????/config.json) in {root}")

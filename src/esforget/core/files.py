@@ -56,22 +56,34 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_json(path: str | os.PathLike, expect: type | None = None) -> Any:
+    """The JSON in `path`; with `expect` (e.g. dict), an error unless the document is one."""
     try:
-        return json.loads(Path(path).read_text())
+        document = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"missing input file: {path}") from None
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"corrupt JSON in {path}: {err}") from None
+    if expect is not None and not isinstance(document, expect):
+        names = {dict: "object", list: "array"}
+        raise ValueError(f"{path}: expected a JSON {names.get(expect, expect.__name__)}, got {type(document).__name__}")
+    return document
 
 
-def read_parquet(path: str | os.PathLike) -> pl.DataFrame:
+def read_parquet(path: str | os.PathLike, columns: tuple[str, ...] = (), nonempty: bool = False) -> pl.DataFrame:
+    """The table in `path`, refused (naming the file) when it cannot be read, lacks one of
+    `columns`, or — with `nonempty` — holds no rows: checked on open, before any work on it."""
     try:
-        return pl.read_parquet(path)
+        frame = pl.read_parquet(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"missing input file: {path}") from None
     except Exception as err:  # polars raises ComputeError / OSError variants for corrupt files
         raise ValueError(f"cannot read parquet file {path}: {err}") from None
+    if missing := [c for c in columns if c not in frame.columns]:
+        raise ValueError(f"{path}: missing column(s) {missing}; it has {frame.columns}")
+    if nonempty and frame.height == 0:
+        raise ValueError(f"{path}: no rows")
+    return frame
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from esforget.core.dtype_names import DTYPE_NAMES
@@ -20,15 +21,25 @@ DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu") -> PreTrainedModel:
     if not (Path(path) / "config.json").exists():
         raise FileNotFoundError(f"not a model directory (no config.json): {path}")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:  # a damaged file names neither
+        raise ValueError(f"{path}: cannot load the model: {_first_line(err)}") from None
     return model.to(device).eval()
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{path}: cannot load the tokenizer: {_first_line(err)}") from None
     if tokenizer.pad_token_id is None:  # many instruct models ship without a pad token
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def _first_line(err: Exception) -> str:
+    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
 
 
 def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[list[int]]:

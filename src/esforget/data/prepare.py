@@ -14,6 +14,8 @@ def prepare_task(task: dict, seed: int, out_dir: str | Path) -> None:
     """Build the splits of one task config (`config.tasks.<name>`) into `out_dir`."""
     out = Path(out_dir)
     frames = build_splits(task["source"], task.get("splits", {}), seed)
+    if empty := [split for split in SPLITS if frames[split].height == 0]:
+        raise ValueError(f"{out}: the source {task['source']} gave no rows for split(s) {empty}; nothing written")
     hashes = {}
     for split in SPLITS:
         path = out / f"{split}.parquet"
@@ -31,7 +33,7 @@ def check_prepared(path: str | Path, task: dict, seed: int) -> None:
     version, a fresh clone or `--touch`, it does not. This check makes the stage that would
     read stale data stop instead, naming the file and the value that differs."""
     path = Path(path)
-    recorded = read_json(path.parent / "manifest.json")
+    recorded = read_json(path.parent / "manifest.json", expect=dict)
     configured = json.loads(json.dumps(task["source"]))  # as the manifest stores it
     if recorded["seed"] != seed:
         raise ValueError(

@@ -60,7 +60,8 @@ def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], meth
     ]
     starts = per_tensor.select(RUN_KEYS).unique().with_columns(pl.lit(0).alias("step"), pl.lit(0.0).alias("fro_norm"))
     norms = pl.concat([starts, pl.DataFrame(norms)], how="diagonal_relaxed").sort(*RUN_KEYS, "step")
-    metrics = [(read_parquet(p), run) for p, run in zip(metrics_paths, runs, strict=True)]
+    tables = [read_parquet(p, columns=("step",), nonempty=True) for p in metrics_paths]  # a run logs every step
+    metrics = list(zip(tables, runs, strict=True))
     validation = pl.concat([_validation_log(table, run) for table, run in metrics])
     checkpoints = retention.select(*RUN_KEYS, pl.col("step").alias("checkpoint")).unique()
     peaks = validation_peaks(validation.join(checkpoints, on=[*RUN_KEYS, "checkpoint"], how="semi"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from esforget.core.files import read_parquet
+from esforget.tasks import read_split
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ class TrainingJob:
         paths under `train` and `validation`), its splits read."""
         return cls(
             base_dir=Path(spec["base_dir"]),
-            train_rows=read_parquet(spec["train"]),
-            validation_rows=read_parquet(spec["validation"]),
+            train_rows=read_split(spec["train"]),
+            validation_rows=read_split(spec["validation"]),
             scorer=spec["scorer"],
             max_new_tokens=spec["max_new_tokens"],
             seed=spec["seed"],
