@@ -5,8 +5,8 @@ and results they made, and Snakemake is brought to see them as its own.
     python -m esforget.versioning restore REV           (make restore REV=…)
 
 A version is code + config + the outputs they make, so `save` refuses while tracked files have
-uncommitted changes or while Snakemake has work left (outputs that do not belong to this code
-and config), then `dvc add`s `data/` and `results/` (file times kept, so Snakemake does not see
+uncommitted changes, while any output the DAG declares is missing, or while Snakemake has work
+left (outputs that do not belong to this code and config), then `dvc add`s `data/` and `results/` (file times kept, so Snakemake does not see
 them as new), pushes them to the DVC remote and commits the `.dvc` files.
 
 `restore` checks out REV, pulls its outputs and then does what Snakemake cannot: DVC gives
@@ -91,6 +91,23 @@ def pending_jobs(root: Path, configfiles: tuple[str, ...]) -> list[str]:
     return jobs
 
 
+def missing_outputs(root: Path, configfiles: tuple[str, ...]) -> list[str]:
+    """Every output the DAG declares that is not on disk. A dry run alone is not enough: it
+    compares times, and after a killed job outputs downstream of it can be newer than the
+    gap it left."""
+    summary = _snakemake("--summary", "--quiet", configfiles=configfiles, cwd=root)
+    return missing_in_summary(summary, root)
+
+
+def missing_in_summary(summary: str, root: Path) -> list[str]:
+    """The output files of a `snakemake --summary` table that do not exist under `root`."""
+    rows = [line.split("\t") for line in summary.splitlines()]
+    header = next((i for i, row in enumerate(rows) if row[:1] == ["output_file"]), None)
+    if header is None:
+        raise VersionError(f"snakemake --summary printed no table of outputs:\n{summary[-2000:]}")
+    return [row[0] for row in rows[header + 1 :] if row and row[0] and not (root / row[0]).exists()]
+
+
 def _files(root: Path) -> Iterator[Path]:
     for folder in TRACKED:
         for dirpath, _, filenames in os.walk(root / folder):
@@ -103,6 +120,12 @@ def save(message: str, configfiles: tuple[str, ...] = DEFAULT_CONFIGFILES, root:
     dirty = uncommitted(root)
     if dirty:
         raise VersionError(f"commit or stash these first, a version's outputs must match its code: {dirty}")
+    missing = missing_outputs(root, configfiles)
+    if missing:
+        raise VersionError(
+            f"{len(missing)} output(s) the workflow declares are missing, e.g. {missing[:3]}: "
+            "run `snakemake` to make them before saving"
+        )
     pending = pending_jobs(root, configfiles)
     if pending:
         raise VersionError(

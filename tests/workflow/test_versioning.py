@@ -138,3 +138,30 @@ def test_the_default_profiles_data_is_the_data_dvc_records(tmp_path):
         "the same frames in other bytes usually mean another polars (its writer's version is in"
         " the file): pinned in pyproject.toml; after an upgrade, re-record with `dvc add data`"
     )
+
+
+def test_saving_with_a_declared_output_missing_is_refused_naming_it(e2e_run, tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(e2e_run, repo, symlinks=True)
+    git_repo(repo)
+    lost = next(repo.glob("results/*/grpo/*/seed0/checkpoints"))
+    shutil.rmtree(lost)  # what a job killed after its downstream tables were written leaves
+    refused = versions("save", "-m", "incomplete", cwd=repo, check=False)
+    assert refused.returncode == 1
+    assert "output(s) the workflow declares are missing" in refused.stderr
+    assert str(lost.relative_to(repo)) in refused.stderr
+    assert not (repo / "results.dvc").exists()  # nothing versioned
+
+
+def test_missing_outputs_are_read_from_snakemakes_summary_table(tmp_path):
+    from esforget.versioning import missing_in_summary
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "kept.parquet").write_text("x")
+    summary = (
+        "Building DAG of jobs...\n"
+        "output_file\tdate\trule\tlog-file(s)\tstatus\tplan\n"
+        "results/kept.parquet\tMon Dec  7 15:31:37 2026\tevaluate\t-\tok\tno update\n"
+        "results/lost/checkpoints\t-\ttrain\t-\tmissing\tupdate pending\n"
+    )
+    assert missing_in_summary(summary, tmp_path) == ["results/lost/checkpoints"]
