@@ -6,8 +6,9 @@ and results they made, and Snakemake is brought to see them as its own.
 
 A version is code + config + the outputs they make, so `save` refuses while tracked files have
 uncommitted changes, while any output the DAG declares is missing, or while Snakemake has work
-left (outputs that do not belong to this code and config), then `dvc add`s `data/` and `results/` (file times kept, so Snakemake does not see
-them as new), pushes them to the DVC remote and commits the `.dvc` files.
+left (outputs that do not belong to this code and config), then `dvc add`s `data/` and
+`results/` (file times kept, so Snakemake does not see them as new), pushes them to the DVC
+remote and commits the `.dvc` files.
 
 `restore` checks out REV, pulls its outputs and then does what Snakemake cannot: DVC gives
 restored files new modification times in no particular order, and Snakemake's bookkeeping

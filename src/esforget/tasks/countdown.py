@@ -13,16 +13,13 @@ import random
 import re
 from fractions import Fraction
 
-from esforget.tasks.safe_arith import safe_eval
+from esforget.tasks.safe_arith import MAX_EXPRESSION_CHARS, safe_eval
 
 CORRECT_THRESHOLD = 1.0
 """A reply is correct when its reward is at least this (format bonus alone is 0.1)."""
 TARGET_TOLERANCE = 1e-5
 FORMAT_WEIGHT = 0.1
 
-_FULL_FORMAT = re.compile(r"^<think>.*?</think>\n<answer>.*?</answer>$", re.DOTALL)
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _ALLOWED = re.compile(r"^[0-9+\-*/() ]+$")
 
 AUTHORS_TEMPLATE = (
@@ -41,20 +38,54 @@ is most of an ES iteration's arithmetic), so the tiny default's prompts are a qu
 PROMPT_TEMPLATES = {"authors": AUTHORS_TEMPLATE, "compact": COMPACT_TEMPLATE, "minimal": MINIMAL_TEMPLATE}
 
 
+# The authors match the layout with regular expressions (`^<think>.*?</think>\n<answer>.*?</answer>$`,
+# `<think>.*?</think>`, `<answer>(.*?)</answer>`, DOTALL); on a reply of many unclosed tags those
+# take time quadratic in its length (64 k characters of "<answer>": 10 s). The functions below
+# compute the same answers with `str.find`, in one pass; tests check them against the regexes.
+
+
+def _has_block(text: str, opening: str, closing: str) -> bool:
+    """Whether `opening` occurs with `closing` somewhere after it: `re.search(opening.*?closing)`."""
+    start = text.find(opening)
+    return start >= 0 and text.find(closing, start + len(opening)) >= 0
+
+
+def _last_block(text: str, opening: str = "<answer>", closing: str = "</answer>") -> str | None:
+    """The content of the last of the non-overlapping blocks `re.findall(opening(.*?)closing)`
+    finds, scanning left to right, or None."""
+    last, position = None, 0
+    while (start := text.find(opening, position)) >= 0:
+        end = text.find(closing, start + len(opening))
+        if end < 0:
+            break
+        last, position = text[start + len(opening) : end], end + len(closing)
+    return last
+
+
+def _full_layout(text: str) -> bool:
+    """`re.match(r"^<think>.*?</think>\n<answer>.*?</answer>$", text, re.DOTALL)`: `$` also
+    matches before a final newline."""
+    body = text[:-1] if text.endswith("\n") else text
+    if not (text.startswith("<think>") and body.endswith("</answer>")):
+        return False
+    middle = text.find("</think>\n<answer>", len("<think>"))
+    return middle >= 0 and middle + len("</think>\n<answer>") <= len(body) - len("</answer>")
+
+
 def format_score(reply: str) -> float:
     """1 for the full think/answer layout, else 0.1 per think block + 0.5 per answer block."""
     text = "<think>" + reply
-    if _FULL_FORMAT.match(text):
+    if _full_layout(text):
         return 1.0
-    return 0.1 * bool(_THINK.search(text)) + 0.5 * bool(_ANSWER.search(text))
+    return 0.1 * _has_block(text, "<think>", "</think>") + 0.5 * _has_block(text, "<answer>", "</answer>")
 
 
 def answer_score(reply: str, numbers: list[int], target: str | int) -> float:
     """1 if the last answer block uses each given number once and reaches the target."""
-    blocks = _ANSWER.findall(reply)
-    if not blocks or not _ALLOWED.match(blocks[-1]):
+    expression = _last_block(reply)
+    # longer than any expression `safe_eval` reads (and `int()` refuses numbers of 4,300 digits)
+    if expression is None or len(expression) > MAX_EXPRESSION_CHARS or not _ALLOWED.match(expression):
         return 0.0
-    expression = blocks[-1]
     used = sorted(int(token) for token in re.findall(r"\d+", expression))
     if used != sorted(int(n) for n in numbers):
         return 0.0

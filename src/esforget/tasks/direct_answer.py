@@ -31,9 +31,16 @@ def random_item(rng: random.Random, low: int, high: int, ops: list[str]) -> tupl
     return a, op, b, ARITH_OPS[op](a, b)
 
 
+MAX_DIGITS = 100
+"""A last number longer than this is no answer to any question asked here (and `int()` refuses
+numbers of more than 4,300 digits): it grades as no number."""
+
+
 def last_integer(reply: str) -> int | None:
     found = _INTEGER.findall(reply)
-    return int(found[-1]) if found else None
+    if not found or len(found[-1].lstrip("-")) > MAX_DIGITS:
+        return None
+    return int(found[-1])
 
 
 def reward(reply: str, ground_truth: str) -> float:

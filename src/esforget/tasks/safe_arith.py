@@ -19,6 +19,13 @@ MAX_MAGNITUDE = Fraction(10) ** 30
 """Intermediate results beyond this are refused; keeps `**` chains from exploding."""
 MAX_EXPONENT = 64
 """Largest |exponent| accepted for `**`."""
+MAX_POWER_BITS = 128
+"""Largest result of `**`, in bits of its numerator or denominator, checked before it is computed."""
+MAX_BITS = 256
+"""Largest numerator or denominator of any intermediate result, in bits. The magnitude bound
+alone let fractions grow: `(1/99)**64` nested four deep is small but has a denominator of
+millions of digits (233 s and 100 MB to compute). Every operation's inputs are within this, so
+no single step can cost more than a product of two 256-bit integers, or a power checked below."""
 
 _BINARY = {
     ast.Add: operator.add,
@@ -60,12 +67,17 @@ def _value(node: ast.AST) -> Fraction | None:
 
 
 def _power(base: Fraction, exponent: Fraction) -> Fraction | None:
+    """`base ** exponent`, refused before it is computed when its result would exceed
+    `MAX_POWER_BITS` (its size is the exponent times the base's, in bits), for a fraction below
+    one too."""
     if exponent.denominator != 1 or abs(exponent) > MAX_EXPONENT:
         return None
-    if abs(base) > 1 and abs(exponent) * max(abs(base.numerator), base.denominator).bit_length() > 128:
+    if abs(exponent) * max(abs(base.numerator), base.denominator).bit_length() > MAX_POWER_BITS:
         return None
     return _bounded(base ** int(exponent))
 
 
 def _bounded(value: Fraction) -> Fraction | None:
-    return value if abs(value) <= MAX_MAGNITUDE else None
+    if abs(value) > MAX_MAGNITUDE or max(abs(value.numerator), value.denominator).bit_length() > MAX_BITS:
+        return None
+    return value
