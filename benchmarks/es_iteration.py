@@ -30,6 +30,14 @@ attention products, and bytes are every member's matmul weights read once per pa
 cache read. Passes are counted by a hook on the decoder, so a lever that saves passes (drafts)
 lowers its own floor; the smallest floor in a model's rows is the one to beat.
 
+With `--ops` each row also runs under `torch.profiler`, which records the shape of every matrix
+product it makes (the profiler slows the row a little: its seconds are the profiled ones); the
+`× kernel floor` column then divides the row's time by those products' time alone, each timed at
+its own shape (`kernel_seconds`). The ordinary floor prices every FLOP at the rate of a
+prefill-sized product; a decode step multiplies a few rows by each weight matrix, a shape at
+which the BLAS runs well below that rate. The ratio of the two floors is what the shapes cost;
+the distance to the kernel floor is the work outside the matrix products.
+
 Every row runs in the environment the default's ES workers get (`esforget.train.launch.WORKER_DEFAULTS`:
 transparent huge pages for PyTorch's CPU tensors and glibc's heap kept for reuse; set any of
 those variables yourself to measure without).
@@ -45,6 +53,8 @@ import resource
 import subprocess
 import sys
 import time
+from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -170,6 +180,66 @@ def machine_rates(shape: dict, dtype: torch.dtype = torch.float32) -> tuple[floa
     big = torch.randn(64 * 2**20)  # 256 MiB, far beyond the caches
     read = min(_timed(big.sum) for _ in range(5))
     return flops, big.numel() * 4 / read
+
+
+MATMUL_OPS = (
+    "aten::mm",
+    "aten::addmm",
+    "aten::addmm_",
+    "aten::bmm",
+    "aten::baddbmm",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+)
+"""The kernels whose FLOPs the floors count (matmuls and attention)."""
+
+
+def op_table(events, top: int = 15) -> dict:
+    """Self CPU seconds: total, in `MATMUL_OPS`, and the `top` heaviest ops with their call counts."""
+    total = sum(e.self_cpu_time_total for e in events) / 1e6
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / 1e6
+    heaviest = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
+    ops = {e.key: [round(e.self_cpu_time_total / 1e6, 2), e.count] for e in heaviest}
+    return {"self_cpu_seconds": total, "matmul_share": matmul / total, "ops_seconds_calls": ops}
+
+
+PRODUCT_OPS = {"aten::mm": (0, 1), "aten::addmm": (1, 2), "aten::bmm": (0, 1), "aten::baddbmm": (1, 2)}
+"""The matrix-product kernels and where their two factors sit among the op's inputs."""
+
+
+def matrix_products(events) -> Counter:
+    """(batch, rows, inner, columns) → calls, of every matrix product in a profile's
+    `key_averages(group_by_input_shape=True)` (the profile recorded with `record_shapes=True`)."""
+    products: Counter = Counter()
+    for event in events:
+        if event.key not in PRODUCT_OPS:
+            continue
+        first, second = (event.input_shapes[i] for i in PRODUCT_OPS[event.key])
+        batch = first[0] if len(first) == 3 else 1
+        products[(batch, first[-2], first[-1], second[-1])] += event.count
+    return products
+
+
+def kernel_seconds(products: Counter, dtype: torch.dtype = torch.float32) -> float:
+    """Σ calls × the seconds of that product alone at its shape (warmed up, the best of
+    several): what the matrix products of a run cost at the rate this BLAS reaches for each of
+    their shapes, with nothing around them. A decode step's product of 16 rows runs far below
+    the rate of the prefill-sized product `machine_rates` times, so this floor is the one that
+    separates the shapes' cost from the work outside the kernels."""
+    total = 0.0
+    for (batch, rows, inner, columns), calls in products.items():
+        a = torch.randn(batch, rows, inner, dtype=dtype).squeeze(0)
+        b = torch.randn(batch, inner, columns, dtype=dtype).squeeze(0)
+        torch.matmul(a, b)
+        repeats = max(1, int(0.05 / max(_timed(functools.partial(torch.matmul, a, b)), 1e-6)))  # ≈ 50 ms a timing
+        product = functools.partial(_repeated, torch.matmul, a, b, repeats)
+        total += calls * min(_timed(product) for _ in range(3)) / repeats
+    return total
+
+
+def _repeated(fn, a, b, times: int) -> None:
+    for _ in range(times):
+        fn(a, b)
 
 
 def _timed(fn) -> float:
@@ -312,19 +382,24 @@ def measure(args) -> dict:
         members, drafts = args.implementation.split(":")
         run = functools.partial(run_esforget, members=int(members), drafts=drafts == "drafts")
     run(model, tokenizer, rows.head(2), max_new_tokens, 2, 1, args.batch_size, args.sigma, args.mirrored)  # warm-up
-    result, passes = run(
-        model,
-        tokenizer,
-        rows,
-        max_new_tokens,
-        args.population,
-        args.iterations,
-        args.batch_size,
-        args.sigma,
-        args.mirrored,
-    )
+    cpu = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=cpu, record_shapes=True) if args.ops else nullcontext() as ops:
+        result, passes = run(
+            model,
+            tokenizer,
+            rows,
+            max_new_tokens,
+            args.population,
+            args.iterations,
+            args.batch_size,
+            args.sigma,
+            args.mirrored,
+        )
     shape = model_shape(model)
     flops_per_s, bytes_per_s = machine_rates(shape)
+    if args.ops:
+        result["kernel_floor"] = kernel_seconds(matrix_products(ops.key_averages(group_by_input_shape=True)))
+        result["ops"] = op_table(ops.key_averages(), top=10)
     return {
         **result,
         "floor": floor_seconds(passes.calls, shape, flops_per_s, bytes_per_s),
@@ -361,6 +436,7 @@ def table(rows: list[dict]) -> str:
         "replies = θ's",
         "floor s/iteration",
         "× floor",
+        "× kernel floor",
         "peak RSS MiB",
     )
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
@@ -391,6 +467,7 @@ def table(rows: list[dict]) -> str:
                     "" if r.get("accepted") is None else f"{r['accepted']:.0%}",
                     f"{r['floor'] / r['iterations']:.3f}",
                     f"{r['seconds'] / r['floor']:.1f}",
+                    f"{r['seconds'] / r['kernel_floor']:.1f}" if "kernel_floor" in r else "",
                     f"{r['peak_rss_mib']:,.0f}",
                 ]
             )
@@ -417,6 +494,11 @@ def main() -> None:
     )
     parser.add_argument("--members", type=int, nargs="+", default=[1, 2, 4, 8], help="values of K")
     parser.add_argument("--drafts", type=int, nargs="*", default=[1, 8], help="values of K run with drafts")
+    parser.add_argument(
+        "--ops",
+        action="store_true",
+        help="record the run's matrix products (torch.profiler, which slows it) for the kernel floor",
+    )
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--implementation", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -435,6 +517,7 @@ def main() -> None:
                     for k in ("population", "prompts", "iterations", "batch_size", "threads", "sigma")
                 ]
                 + (["--mirrored"] if args.mirrored else [])
+                + (["--ops"] if args.ops else [])
             )
             # every row in the environment the default's ES workers get (transparent huge pages)
             done = subprocess.run(child, capture_output=True, text=True, env={**WORKER_DEFAULTS, **os.environ})
@@ -454,6 +537,9 @@ def main() -> None:
             )
             print(f"measured {model}/{implementation}", file=sys.stderr)
     print(table(results))
+    for r in results:
+        if "ops" in r:
+            print(f"\n{r['model']} {label(r['implementation'])}, op by op: {json.dumps(r['ops'])}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ machine (the ES iteration has its own benchmark, `benchmarks/es_iteration.py`).
     python benchmarks/profile_stages.py                                    # config/smollm2.yaml
     python benchmarks/profile_stages.py --configfile config/smollm2.yaml --stages evaluation
     python benchmarks/profile_stages.py --stages grpo --compute-dtype float32 bfloat16   # side by side
-    python benchmarks/profile_stages.py --stages grpo --ops    # where the time goes, op by op
+    python benchmarks/profile_stages.py --stages grpo --ops    # where the time goes, op by op (GRPO only)
 
 The profile's own base (`results/<model>-<tag>/base/model`, prepared by the workflow), its own
 tasks (test splits built in memory from the config) and its own GRPO method, in this process
@@ -23,7 +23,13 @@ with the profile's thread count:
   `es_iteration.py` counts them), each max(FLOPs / rate, bytes / bandwidth).
 
 `--ops` runs each stage under `torch.profiler` (which slows it) and prints the share of self CPU
-time in matmul and attention kernels, the part the floor counts, and the heaviest ops.
+time in matmul and attention kernels, the part the floor counts, and the heaviest ops. It also
+records the shape of every matrix product and prints the kernel floor of the profiled run: those
+products timed alone, each at its own shape (`es_iteration.kernel_seconds`), beside their
+seconds inside the run and the run's own wall-clock seconds (for GRPO the whole two-rollout
+run, loading and checkpoint included, not just the timed step). The ordinary floor prices every
+FLOP at the rate of one prefill-sized product; the kernel floor prices each product at the rate
+its shape gets from this BLAS.
 
 The rates are measured once before the stages (fp32, and bf16 where the CPU has native bf16
 kernels) and printed in each row, in the same thread setting, on a product of the model's
@@ -43,7 +49,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from es_iteration import Passes, floor_seconds, machine_rates, model_shape  # noqa: E402
+from es_iteration import (  # noqa: E402
+    PRODUCT_OPS,
+    Passes,
+    floor_seconds,
+    kernel_seconds,
+    machine_rates,
+    matrix_products,
+    model_shape,
+    op_table,
+)
 
 
 def profile(configfile: str) -> dict:
@@ -139,25 +154,14 @@ def evaluation(config: dict, base: Path, threads: int, rates: dict) -> dict:
             "floor": floor}  # fmt: skip
 
 
-MATMUL_OPS = (
-    "aten::mm",
-    "aten::addmm",
-    "aten::addmm_",
-    "aten::bmm",
-    "aten::baddbmm",
-    "aten::_scaled_dot_product_flash_attention_for_cpu",
-    "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
-)
-"""The kernels whose FLOPs the floors count (matmuls and attention)."""
-
-
-def op_table(events, top: int = 15) -> dict:
-    """Self CPU seconds: total, in `MATMUL_OPS`, and the `top` heaviest ops with their call counts."""
-    total = sum(e.self_cpu_time_total for e in events) / 1e6
-    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / 1e6
-    heaviest = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
-    ops = {e.key: [round(e.self_cpu_time_total / 1e6, 2), e.count] for e in heaviest}
-    return {"self_cpu_seconds": total, "matmul_share": matmul / total, "ops_seconds_calls": ops}
+def kernel_floor(ops, profiled: float, dtype: str) -> dict:
+    """The whole profiled run (for GRPO: loading, both rollouts, the checkpoint) against its
+    matrix products, each timed alone at its own shape: their seconds in the run and alone."""
+    events = ops.key_averages()
+    alone = kernel_seconds(matrix_products(ops.key_averages(group_by_input_shape=True)), getattr(torch, dtype))
+    in_run = sum(e.self_cpu_time_total for e in events if e.key in PRODUCT_OPS) / 1e6
+    return {"profiled_seconds": profiled, "products_in_run_seconds": in_run, "kernel_floor": alone,
+            "x_kernel_floor": profiled / alone}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--ops", action="store_true", help="profile op by op (slower): the matmul share")
     args = parser.parse_args(argv)
+    if args.ops and "evaluation" in args.stages:
+        # measured 2026-12-08: the profiler's events of the evaluation's millions of ops
+        # outgrew 24 GB of memory and the process was killed
+        parser.error("--ops profiles the GRPO step only (--stages grpo): the evaluation's events outgrow memory")
     config = profile(args.configfile)
     threads = config["threads"]["evaluate"]
     torch.set_num_threads(threads)
@@ -182,14 +190,17 @@ def main(argv: list[str] | None = None) -> None:
     runs = [(s, d) for s in args.stages for d in (args.compute_dtype or [None] if s == "grpo" else [None])]
     cpu = [torch.profiler.ProfilerActivity.CPU]
     for stage, dtype in runs:
-        with torch.profiler.profile(activities=cpu) if args.ops else nullcontext() as ops:
+        started = time.perf_counter()
+        with torch.profiler.profile(activities=cpu, record_shapes=True) if args.ops else nullcontext() as ops:
             if stage == "grpo":
                 row = grpo_step(config, base, threads, rates, dtype)
             else:
                 row = evaluation(config, base, threads, rates)
+        profiled = time.perf_counter() - started
         row["x_floor"] = row["seconds"] / row["floor"]
         if args.ops:
             row["ops"] = op_table(ops.key_averages())
+            row.update(kernel_floor(ops, profiled, row.get("computed_in", "float32")))
         print(json.dumps(row), flush=True)
 
 
