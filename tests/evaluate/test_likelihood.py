@@ -91,7 +91,7 @@ def test_loglikelihood_probe_equals_one_sequence_at_a_time(micro_model_dir, kind
         options = json.loads(item["info"])["options"]
         right = int(item["ground_truth"]) - 1
         assert acc == (max(range(4), key=lambda k: sums[k]) == right)
-        assert acc_norm == (max(range(4), key=lambda k: sums[k] / len(" " + options[k])) == right)
+        assert acc_norm == (max(range(4), key=lambda k: sums[k] / len(options[k])) == right)
 
 
 def test_kl_from_the_base_is_zero_for_the_base_and_exact_for_a_changed_model(micro_model_dir):
@@ -329,11 +329,13 @@ def test_acc_picks_the_largest_sum_and_acc_norm_the_largest_sum_per_character(mi
         ]
     )
     scorer = LoglikScorer(tokenizer, items, batch_size=8)
-    # characters of " " + option: [3, 10], [2, 5, 2] and [8, 2]
-    monkeypatch.setattr(scorer, "logprobs", lambda model: [[-3.0, -5.0], [-4.0, -5.0, -6.0], [-8.0, -3.0]])
+    # characters of each option, as lm-eval's acc_norm counts them (the space before it is
+    # the delimiter, not the option): [2, 9], [1, 4, 1] and [7, 1]
+    monkeypatch.setattr(scorer, "logprobs", lambda model: [[-2.0, -8.0], [-4.0, -5.0, -6.0], [-8.0, -3.0]])
     scores = scorer(None)
-    assert scores.acc == [True, False, False]  # -3 > -5; -4 is option 1, the answer 2; -3 is option 2
-    assert scores.acc_norm == [False, True, True]  # -1.0 < -0.5; -2.0, -1.0, -3.0; -1.0 > -1.5
+    assert scores.acc == [True, False, False]  # -2 > -8; -4 is option 1, the answer 2; -3 is option 2
+    assert scores.acc_norm == [False, True, True]  # -1.0 < -0.89; -4, -1.25, -6; -1.14 > -3.0
+    # counting " " + option ([3, 10]) would make item 0 right: -0.67 > -0.8
 
 
 def test_a_one_token_context_with_the_longest_option_of_its_batch_is_scored(micro_model_dir):

@@ -5,9 +5,11 @@ Why by hand: lm-evaluation-harness defines the log-likelihood probe, but it load
 itself; run beside our generative probe it would load every checkpoint twice and tokenise the
 prompts again. Its definition is a few lines over one forward pass, reproduced here:
   acc      = argmax over options of Σ log p(continuation tokens | context)
-  acc_norm = argmax of that sum ÷ the continuation's length in characters
+  acc_norm = argmax of that sum ÷ the option's length in characters
 with the raw question as context (no chat template) and " " + option as continuation, the
 continuation's tokens being those of tokenize(context + continuation) after the context's.
+The length is the option's, without the space before it: lm-eval 0.4's `acc_norm` divides by
+`len(choice)`, the choice as `doc_to_choice` gives it, while the space is its target delimiter.
 
 Both forward-pass probes batch their sequences longest first, as the harness does: neighbours
 in length pad little (on the SmolLM2 cloze, half of each batch was padding in item order), and
@@ -56,7 +58,7 @@ class LoglikScorer:
                 whole = tokenizer(item["question"] + continuation, add_special_tokens=False)["input_ids"]
                 sequences.append(whole)
                 self.continuation_lengths.append(len(whole) - len(context))
-                self.character_lengths.append(len(continuation))
+                self.character_lengths.append(len(option))
             self.options_per_item.append(len(item["options"]))
         if min(self.continuation_lengths) < 1:
             raise ValueError("log-likelihood probe: an option adds no token to its context")
