@@ -3,10 +3,12 @@
 import polars as pl
 import pytest
 
+from esforget.core.statistics import Estimate
 from esforget.report.findings import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
     SUPPORTED,
+    Finding,
     forgetting_at_matched_accuracy,
     forgetting_follows_norm_across_methods,
     forgetting_follows_norm_within_methods,
@@ -114,6 +116,23 @@ def test_no_comparison_at_equal_norm_where_the_norms_do_not_overlap():
     across, at_equal_norm = forgetting_follows_norm_across_methods(study(0.12, 0.0))
     assert across.verdict == SUPPORTED  # bigger updates, more forgetting
     assert at_equal_norm.verdict == INCONCLUSIVE and "do not overlap" in at_equal_norm.note
+    # no extrapolated shift is printed: the sentence carries no number after its comparison
+    assert at_equal_norm.estimate is None
+    assert at_equal_norm.sentence() == f"{at_equal_norm.comparison} — {INCONCLUSIVE} ({at_equal_norm.note})"
+
+
+@pytest.mark.parametrize(
+    "slope, value, low, high, text",
+    [
+        (False, -1.2345, -3.25, 0.849, "-1.2 (95 % interval -3.2 to +0.8; n = 3)"),
+        (False, 12.0, 10.05, 13.96, "+12.0 (95 % interval +10.1 to +14.0; n = 3)"),
+        (True, -0.012345, -0.0251, 0.00049, "-0.012 (95 % interval -0.025 to +0.00049; n = 3)"),
+        (True, -123.4, -310.0, 0.0, "-120 (95 % interval -310 to +0; n = 3)"),
+    ],
+)
+def test_points_are_shown_to_one_decimal_and_slopes_to_two_significant_digits(slope, value, low, high, text):
+    finding = Finding("Q?", "a comparison", Estimate(value, low, high, 3), SUPPORTED, slope=slope)
+    assert finding.sentence() == f"a comparison: {text} — {SUPPORTED}"
 
 
 def test_a_probe_that_disagrees_makes_the_answer_depend_on_the_probe():

@@ -26,6 +26,7 @@ interval (one seed).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import polars as pl
@@ -50,9 +51,10 @@ class Finding:
     prior_task: str = ""
     probe: str = ""
     level: float | None = None
+    slope: bool = False  # a slope (two significant digits), not points (one decimal)
 
     def sentence(self) -> str:
-        measured = "" if self.estimate is None else f": {_interval_text(self.estimate)}"
+        measured = "" if self.estimate is None else f": {_interval_text(self.estimate, self.slope)}"
         return f"{self.comparison}{measured} — {self.verdict}" + (f" ({self.note})" if self.note else "")
 
 
@@ -68,13 +70,22 @@ def verdict(estimate: Estimate, claimed_sign: int, negligible: float = 0.0) -> s
     return INCONCLUSIVE
 
 
-def _interval_text(e: Estimate, scale: float = 1.0, unit: str = "") -> str:
+def _interval_text(e: Estimate, slope: bool = False) -> str:
+    """Points to one decimal, slopes to two significant digits, the interval as its estimate."""
     if e.n == 0 or e.value != e.value:
         return "no data"
-    value = f"{scale * e.value:+.3g}{unit}"
+    shown = _two_significant if slope else (lambda x: f"{x:+.1f}")
     if not e.has_interval:
-        return f"{value} (n = {e.n}, no interval)"
-    return f"{value} (95 % interval {scale * e.low:+.3g} to {scale * e.high:+.3g}{unit}; n = {e.n})"
+        return f"{shown(e.value)} (n = {e.n}, no interval)"
+    return f"{shown(e.value)} (95 % interval {shown(e.low)} to {shown(e.high)}; n = {e.n})"
+
+
+def _two_significant(x: float) -> str:
+    """`x` rounded to two significant digits, written without an exponent: +0.012, -120."""
+    if x == 0 or x != x or abs(x) == float("inf"):
+        return f"{x:+g}"
+    decimals = 1 - math.floor(math.log10(abs(x)))
+    return f"{round(x, decimals):+.{max(decimals, 0)}f}"
 
 
 def forgetting_at_matched_accuracy(table: pl.DataFrame) -> list[Finding]:
@@ -124,6 +135,7 @@ def forgetting_follows_norm_within_methods(table: pl.DataFrame, probe: str = "ge
                 verdict=verdict(estimate, -1),
                 prior_task=task,
                 probe=probe,
+                slope=True,
             )
         )
     return found
@@ -145,6 +157,7 @@ def forgetting_follows_norm_across_methods(table: pl.DataFrame, probe: str = "ge
                 verdict=verdict(slope, -1),
                 prior_task=task,
                 probe=probe,
+                slope=True,
             )
         )
         is_es = [a == "es" for a in group["algorithm"]]
@@ -160,7 +173,9 @@ def forgetting_follows_norm_across_methods(table: pl.DataFrame, probe: str = "ge
                 comparison=(
                     f"{task} ({probe}), final checkpoints: ES's shift in prior-task change at equal ‖ΔW‖_F, points"
                 ),
-                estimate=shift,
+                # outside the norms both methods reached, the shift is an extrapolation the
+                # data cannot support: no number is shown
+                estimate=shift if overlap else None,
                 verdict=verdict(shift, -1, 100 * NEGLIGIBLE) if overlap else INCONCLUSIVE,
                 note="" if overlap else "ES's and GRPO's update norms do not overlap: no comparison at equal norm",
                 prior_task=task,
