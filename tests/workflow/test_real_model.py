@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import torch
 import yaml
 
 from tests.shared import REPO
@@ -109,3 +110,41 @@ def test_both_methods_change_the_weights_as_their_metrics_say_and_the_report_ans
     assert "smollm2-135m" in page and "cloze" in page and "multiply" in page
     findings = pl.read_parquet(run / "results/report/findings.parquet")
     assert "Does ES forget more than GRPO at matched new-task accuracy?" in set(findings["question"])
+
+
+def test_lm_eval_loads_a_trained_checkpoint_and_agrees_with_the_log_likelihood_probe(run):
+    """A checkpoint trained from the GGUF-derived base is an ordinary model directory: a plain
+    `from_pretrained(dir)` and lm-evaluation-harness's own HF model load it, and lm-eval's
+    log-likelihood of every cloze option, with its acc and acc_norm, is the probe's."""
+    pytest.importorskip("lm_eval", reason="lm-eval is a test dependency (pip install -e '.[test]')")
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM
+
+    from esforget.core.models import load_tokenizer
+    from esforget.evaluate.likelihood import LoglikScorer
+
+    checkpoint = one(run, "results/smollm2-135m-*/grpo/multiply-*/seed0/checkpoints/step000001")
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    rows = pl.read_parquet(one(run, "data/cloze-*/test.parquet"))
+    ours = LoglikScorer(load_tokenizer(checkpoint), rows, batch_size=8)
+    our_sums, our_scores = ours.logprobs(model), ours(model)
+
+    harness = HFLM(pretrained=str(checkpoint), device="cpu", batch_size=8, dtype="float32")
+    items = [json.loads(info) for info in rows["info"]]
+    requests = [
+        Instance("loglikelihood", doc={}, arguments=(item["question"], " " + option), idx=k)
+        for item in items
+        for k, option in enumerate(item["options"])
+    ]
+    sums = iter(ll for ll, _ in harness.loglikelihood(requests))
+    for item, mine, truth, acc, acc_norm in zip(
+        items, our_sums, rows["ground_truth"], our_scores.acc, our_scores.acc_norm, strict=True
+    ):
+        theirs = [next(sums) for _ in item["options"]]
+        assert mine == pytest.approx(theirs, abs=1e-3)
+        right = int(truth) - 1
+        # lm-eval's multiple_choice metrics: argmax of the sums, and of the sums ÷ len(choice)
+        assert acc == (max(range(len(theirs)), key=theirs.__getitem__) == right)
+        normed = [ll / len(option) for ll, option in zip(theirs, item["options"], strict=True)]
+        assert acc_norm == (max(range(len(normed)), key=normed.__getitem__) == right)
