@@ -296,6 +296,23 @@ def run_files(tmp_path):
     return files, runs
 
 
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("weights", r"missing column\(s\) \['fro_norm'\]"),
+        ("metrics", r"no rows"),
+    ],
+)
+def test_a_table_the_report_reads_is_checked_on_open_naming_it(run_files, damage, message):
+    files, runs = run_files
+    path = files[damage][0]
+    table = pl.read_parquet(path)
+    table = table.drop("fro_norm") if damage == "weights" else table.clear()
+    table.write_parquet(path)
+    with pytest.raises(ValueError, match=f"{path}: {message}"):
+        collect(files["retention"], files["weights"], files["metrics"], runs, METHODS, THRESHOLDS)
+
+
 def test_collect_sums_norms_per_checkpoint_and_names_grpo_peaks_by_rollout(run_files):
     files, runs = run_files
     data = collect(files["retention"], files["weights"], files["metrics"], runs, METHODS, THRESHOLDS)

@@ -53,7 +53,9 @@ def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], meth
     (model, method, task, seed) is aligned with the metrics paths."""
     algorithm = pl.col("method").replace_strict({m: spec["algorithm"] for m, spec in methods.items()})
     retention = pl.concat([read_parquet(p) for p in retention_paths]).with_columns(algorithm.alias("algorithm"))
-    per_tensor = pl.concat([read_parquet(p) for p in weight_paths]).with_columns(algorithm.alias("algorithm"))
+    needed = (*RUN_KEYS, "step", "fro_norm", "numel", *(f"sparsity@{tau:g}" for tau in thresholds))
+    per_tensor = pl.concat([read_parquet(p, columns=needed, nonempty=True) for p in weight_paths])
+    per_tensor = per_tensor.with_columns(algorithm.alias("algorithm"))
     norms = [
         {**dict(zip([*RUN_KEYS, "step"], key, strict=True)), **summarise(group, thresholds)}
         for key, group in per_tensor.group_by(*RUN_KEYS, "step")
