@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from esforget.tasks import countdown, direct_answer, math_answer, reward_function
 from esforget.tasks.safe_arith import safe_eval
+from esforget.tasks.verify_worker import Verifier
 
 # the authors' patterns (their countdown reward), which `countdown` must agree with
 AUTHORS_FULL = re.compile(r"^<think>.*?</think>\n<answer>.*?</answer>$", re.DOTALL)
@@ -99,3 +100,31 @@ def test_powers_whose_result_needs_more_than_256_bits_are_refused_before_they_ar
 
 def test_math_graders_read_only_the_replys_last_300_characters():
     assert math_answer.reward("x" * MB + "#### 18", "18") == 1.0
+
+
+def test_math_verify_grades_a_hostile_answer_in_its_worker_within_its_time():
+    started = time.perf_counter()
+    tracemalloc.start()
+    reward = reward_function("math_verify")("\\boxed{(x+1)^{100000}}", "18", {})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # 590 MB and 5 s in the grading process before: now the worker's, bounded by its limits
+    assert reward == 0.0 and peak < 8 * MB
+    assert time.perf_counter() - started < math_answer.VERIFY_SECONDS + 5
+    assert reward_function("math_verify")("\\boxed{\\frac{2}{4}}", "0.5", {}) == 1.0
+
+
+def test_a_comparison_out_of_time_is_no_equivalence_and_the_next_gets_a_fresh_worker():
+    verifier = Verifier(seconds=0.5, memory_bytes=2 << 30)
+    try:
+        started = time.perf_counter()
+        assert verifier("$18$", "$(x+1)^{100000}$") is False
+        assert time.perf_counter() - started < 0.5 + 1.0
+        assert verifier("$0.5$", "$\\frac{1}{2}$") is True
+    finally:
+        verifier.close()
+
+
+def test_a_worker_that_cannot_start_within_its_memory_is_an_error_not_a_silent_zero():
+    with pytest.raises(RuntimeError, match="math-verify worker did not start within 100 MiB"):
+        Verifier(seconds=10, memory_bytes=100 << 20)("$1$", "$1$")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from esforget.tasks.verify_worker import Verifier
+
 CLIP_CHARS = 300
 _HASHES = re.compile(r"####\s*\$?\s*(-?[0-9.,]+)")
 _BOXED = "\\boxed"
@@ -72,15 +74,21 @@ def reward(reply: str, ground_truth: str) -> float:
     return float(answer is not None and normalise(answer) == normalise(ground_truth))
 
 
-def reward_equivalent(reply: str, ground_truth: str) -> float:
-    """1 if the extracted answer is mathematically equivalent to the ground truth."""
-    from math_verify import parse, verify  # heavy import (sympy); only for this grader
+VERIFY_SECONDS = 10.0
+"""Longest a math-verify comparison may take before the answer counts as not equivalent."""
+VERIFY_MEMORY = 2 << 30
+"""Address space (bytes) of the worker math-verify runs in (`esforget.tasks.verify_worker`)."""
 
+_verifier = Verifier(VERIFY_SECONDS, VERIFY_MEMORY)  # its worker starts on first use
+
+
+def reward_equivalent(reply: str, ground_truth: str) -> float:
+    """1 if the extracted answer is mathematically equivalent to the ground truth: math-verify,
+    in a worker of bounded memory given at most `VERIFY_SECONDS`; an answer it cannot decide
+    within them is not equivalent."""
     answer = extract(reply)
     if answer is None:
         return 0.0
     if normalise(answer) == normalise(ground_truth):
         return 1.0
-    gold = parse(f"${normalise(ground_truth)}$")
-    guess = parse(f"${normalise(answer)}$")
-    return float(bool(gold) and bool(guess) and verify(gold, guess))
+    return float(_verifier(f"${normalise(ground_truth)}$", f"${normalise(answer)}$"))
