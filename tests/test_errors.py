@@ -141,7 +141,12 @@ def jsonl_split_missing(tmp):
 
 
 def no_checkpoints(tmp):
-    (tmp / "checkpoints" / "step000010").mkdir(parents=True)  # no config.json: never completed
+    (tmp / "checkpoints").mkdir()
+    list_checkpoints(tmp / "checkpoints")
+
+
+def checkpoint_without_config(tmp):
+    (tmp / "checkpoints" / "step000010").mkdir(parents=True)  # renamed into place whole: damaged since
     list_checkpoints(tmp / "checkpoints")
 
 
@@ -187,6 +192,7 @@ CASES = [
     (verl_split_missing, FileNotFoundError, r"missing task file: .*nowhere/train\.parquet"),
     (jsonl_split_missing, FileNotFoundError, r"missing task file: .*all\.jsonl"),
     (no_checkpoints, FileNotFoundError, r"no checkpoints \(step\?\?\?\?\?\?/config\.json\) in .*checkpoints"),
+    (checkpoint_without_config, FileNotFoundError, r"step000010: a checkpoint folder without config\.json"),
     (unknown_scorer, ValueError, r"unknown scorer 'bleu'"),
 ]
 
