@@ -101,8 +101,10 @@ BAD_SETTINGS = [
     (grpo(prompts_per_minibatch=3), r"methods\.grpo\.prompts_per_rollout=8 is not a whole number"),
     (grpo(micro_batch_size=7), r"methods\.grpo\.micro_batch_size=7 must divide the mini-batch"),
     (grpo(dual_clip=1.1), r"methods\.grpo\.dual_clip=1\.1 must exceed 1 \+ epsilon = 1\.2"),
-    (grpo(prompts_per_rollout=4096, prompts_per_minibatch=4096),
-     r"prompts_per_rollout=4096, but tasks\.countdown\.splits\.train holds 2048"),  # fmt: skip
+    (
+        grpo(prompts_per_rollout=4096, prompts_per_minibatch=4096),
+        r"prompts_per_rollout=4096, but tasks\.countdown\.splits\.train holds 2048",
+    ),
     # the tiny model
     (architecture(heads=5), r"models\.tiny\.architecture\.hidden_size=96 is not divisible by heads=5"),
     (architecture(layers=0), r"models\.tiny\.architecture\.layers=0: must be ≥ 1"),
@@ -119,8 +121,10 @@ BAD_SETTINGS = [
     (countdown(number_range=[1.5, 12]), r"1\.5"),
     (countdown(number_range=[-3, 12]), r"-3"),
     (countdown(number_range=[9, 1]), r"tasks\.countdown\.source\.number_range=\[9, 1\]: the low end exceeds"),
-    (countdown(target_range=[1000, 2000]),
-     r"tasks\.countdown\.source\.target_range=\[1000, 2000\]: no target in \[1000, 2000\] from 3 numbers"),  # fmt: skip
+    (
+        countdown(target_range=[1000, 2000]),
+        r"tasks\.countdown\.source\.target_range=\[1000, 2000\]: no target in \[1000, 2000\] from 3 numbers",
+    ),
     (countdown(target_range=[100, 1]), r"tasks\.countdown\.source\.target_range=\[100, 1\]: the low end exceeds"),
     (countdown(count=1), r"1 is less than the minimum of 2"),
     (countdown(ops=[]), r"should be non-empty|is too short"),
@@ -138,10 +142,14 @@ BAD_SETTINGS = [
     (lambda c: c.update(sedes=[0]), r"sedes"),
     (lambda c: c.update(seeds=[]), r"should be non-empty|is too short"),
     (lambda c: c.update(seeds=["0"]), r"'0' is not of type 'integer'"),
-    (lambda c: c["runs"].update(overrides=[{"match": {"task": "gsm8k"}, "set": {"beta": 0.1}}]),
-     r"runs\.overrides\[0\]\.match\.task='gsm8k' is not defined"),  # fmt: skip
-    (lambda c: c["runs"].update(overrides=[{"match": {"method": "grpo"}, "set": {"beta": -1}}]),
-     r"methods\.grpo \(model tiny, task countdown\)\.beta=-1: must be ≥ 0"),  # fmt: skip
+    (
+        lambda c: c["runs"].update(overrides=[{"match": {"task": "gsm8k"}, "set": {"beta": 0.1}}]),
+        r"runs\.overrides\[0\]\.match\.task='gsm8k' is not defined",
+    ),
+    (
+        lambda c: c["runs"].update(overrides=[{"match": {"method": "grpo"}, "set": {"beta": -1}}]),
+        r"methods\.grpo \(model tiny, task countdown\)\.beta=-1: must be ≥ 0",
+    ),
 ]
 
 
@@ -215,8 +223,12 @@ def tmp_path_with_schema(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        (yaml.safe_dump({**DEFAULT, "methods": {**DEFAULT["methods"], "es": {**DEFAULT["methods"]["es"], "sigma": 0}}}),
-         "Config refused: methods.es.sigma=0: must be > 0"),  # fmt: skip
+        (
+            yaml.safe_dump(
+                {**DEFAULT, "methods": {**DEFAULT["methods"], "es": {**DEFAULT["methods"]["es"], "sigma": 0}}}
+            ),
+            "Config refused: methods.es.sigma=0: must be > 0",
+        ),
         ("seeds: [0]\nseeds: [1]\n", "Config refused: {path}, line 2: key 'seeds' given twice (first on line 1)"),
     ],
 )
