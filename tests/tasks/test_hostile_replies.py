@@ -103,20 +103,22 @@ def test_math_graders_read_only_the_replys_last_300_characters():
 
 
 def test_math_verify_grades_a_hostile_answer_in_its_worker_within_its_time():
+    grade = reward_function("math_verify")
+    assert grade("\\boxed{\\frac{2}{4}}", "0.5", {}) == 1.0  # the worker started (sympy imported)
     started = time.perf_counter()
     tracemalloc.start()
-    reward = reward_function("math_verify")("\\boxed{(x+1)^{100000}}", "18", {})
+    reward = grade("\\boxed{(x+1)^{100000}}", "18", {})
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     # 590 MB and 5 s in the grading process before: now the worker's, bounded by its limits
     assert reward == 0.0 and peak < 8 * MB
-    assert time.perf_counter() - started < math_answer.VERIFY_SECONDS + 5
-    assert reward_function("math_verify")("\\boxed{\\frac{2}{4}}", "0.5", {}) == 1.0
+    assert time.perf_counter() - started < math_answer.VERIFY_SECONDS + 1
 
 
 def test_a_comparison_out_of_time_is_no_equivalence_and_the_next_gets_a_fresh_worker():
     verifier = Verifier(seconds=0.5, memory_bytes=2 << 30)
     try:
+        assert verifier("$2$", "$2$") is True  # started: what is timed below is the comparison alone
         started = time.perf_counter()
         assert verifier("$18$", "$(x+1)^{100000}$") is False
         assert time.perf_counter() - started < 0.5 + 1.0
