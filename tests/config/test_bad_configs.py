@@ -172,6 +172,7 @@ BAD_FILES = [
     (b"- 0\n- 1\n", r"config\.yaml: expected a mapping of settings at the top level, got list"),
     (b"just text\n", r"config\.yaml: expected a mapping of settings at the top level, got str"),
     (b"seeds: [0]\n# caf\xe9\n", r"config\.yaml, line 2: not UTF-8 text \(byte 0xe9\)"),
+    (b"? [a, b]\n: 1\n", r"config\.yaml, line 1, column 3: not valid YAML: found unhashable key"),
 ]
 
 

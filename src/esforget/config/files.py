@@ -8,6 +8,7 @@ last value, and reports a syntax error without the file or the line. The Snakefi
 
 from __future__ import annotations
 
+import collections.abc
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,8 @@ class _StrictLoader(yaml.SafeLoader):
         seen: dict = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, collections.abc.Hashable):
+                continue  # YAML's own loader refuses it, with its line
             if key in seen:
                 raise ConfigFileError(
                     f"line {key_node.start_mark.line + 1}: key {key!r} given twice (first on line {seen[key]}); "
