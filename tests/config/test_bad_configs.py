@@ -18,24 +18,23 @@ from tests.shared import REPO
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
-def es(**keys):
-    return lambda c: c["methods"]["es"].update(keys)
+def section(*path):
+    """`section("methods", "es")(sigma=0)`: a change that sets those keys in that section."""
+
+    def setting(**keys):
+        def change(config):
+            for key in path:
+                config = config[key]
+            config.update(keys)
+
+        return change
+
+    return setting
 
 
-def grpo(**keys):
-    return lambda c: c["methods"]["grpo"].update(keys)
-
-
-def countdown(**keys):
-    return lambda c: c["tasks"]["countdown"]["source"].update(keys)
-
-
-def pretrain(**keys):
-    return lambda c: c["models"]["tiny"]["pretrain"].update(keys)
-
-
-def architecture(**keys):
-    return lambda c: c["models"]["tiny"]["architecture"].update(keys)
+es, grpo = section("methods", "es"), section("methods", "grpo")
+countdown = section("tasks", "countdown", "source")
+pretrain, architecture = section("models", "tiny", "pretrain"), section("models", "tiny", "architecture")
 
 
 BAD_SETTINGS = [

@@ -39,7 +39,6 @@ def check(config: dict) -> None:
                 )
         if "algorithm" in override["set"]:
             raise ValueError(f"runs.overrides[{k}].set: a run cannot change its method's algorithm")
-    for k, override in enumerate(config["runs"].get("overrides", [])):
         if not any(all(run[key] == value for key, value in override["match"].items()) for run in all_runs(config)):
             warnings.warn(
                 f"runs.overrides[{k}].match={override['match']} matches no run of runs.models × runs.methods × "
@@ -100,12 +99,8 @@ def _fits_splits(where: str, cfg, task: str, spec: dict) -> None:
     """Refuse a method that asks for more prompts per step, or more validation items, than the
     task's splits hold (where the config gives their sizes)."""
     sizes = spec.get("splits", {})
-    wanted = {
-        "train": ("prompts_per_iteration", getattr(cfg, "prompts_per_iteration", None))
-        if isinstance(cfg, ESConfig)
-        else ("prompts_per_rollout", cfg.prompts_per_rollout),
-        "validation": ("validation_size", cfg.validation_size),
-    }
+    per_step = "prompts_per_iteration" if isinstance(cfg, ESConfig) else "prompts_per_rollout"
+    wanted = {"train": (per_step, getattr(cfg, per_step)), "validation": ("validation_size", cfg.validation_size)}
     for split, (key, value) in wanted.items():
         if value is not None and split in sizes and value > sizes[split]:
             raise ValueError(
