@@ -31,10 +31,11 @@ def test_gguf_base_is_saved_as_a_plain_hf_directory_with_the_same_predictions(tm
 def test_the_saved_base_is_an_ordinary_model_that_a_trainer_accepts(tmp_path):
     """No GGUF quantization entry survives in config.json: with it, transformers' Trainer (so
     TRL's GRPO) refuses to fine-tune the model as "purely quantized"."""
-    from transformers.trainer_utils import validate_quantization_for_training
+    from transformers import Trainer, TrainingArguments
 
     spec = {"kind": "gguf", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "dtype": "float32"}
     model, tokenizer = _load_external(spec)
     save_model(model, tokenizer, tmp_path / "base")
     assert "quantization_config" not in json.loads((tmp_path / "base" / "config.json").read_text())
-    validate_quantization_for_training(load_model(tmp_path / "base"))  # raises on a quantized model
+    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), report_to=[], use_cpu=True)
+    Trainer(model=load_model(tmp_path / "base"), args=args)  # raises on a quantized model

@@ -244,3 +244,17 @@ def test_snakemake_prints_the_refusal_as_one_line_without_a_traceback(tmp_path, 
     assert done.returncode == 1
     assert message.format(path=path) in done.stderr
     assert "Traceback" not in done.stderr and 'File "' not in done.stderr
+
+
+def test_the_check_command_names_the_file_and_line_of_a_yaml_syntax_error(tmp_path):
+    """Snakemake reads a `--configfile` before the workflow does and words a YAML syntax error
+    without the file or the line; the check command that config/README.md points to names both."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("methods:\n  es:\n    sigma: [0.1\n")
+    command = [sys.executable, "-m", "esforget.config.load", "config/config.yaml", str(path)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"Config refused: {path}, line 4, column 1: not valid YAML")
+    assert "Traceback" not in done.stderr
+    accepted = subprocess.run(command[:-1], cwd=REPO, capture_output=True, text=True, check=True)
+    assert accepted.stdout.strip() == "Config accepted: config/config.yaml"

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from transformers import LlamaConfig
 from transformers.generation.stopping_criteria import StopStringCriteria
 
 from esforget.base import tiny
@@ -20,36 +21,34 @@ from tests.shared import sharp_model
 
 class Scripted(torch.nn.Module):
     """Emits a fixed continuation per row, whatever the prompt: a stand-in that lets the
-    test state exactly which tokens the decoder sees, so only the cutting is under test. Its
-    "cache" only remembers which script each batch row follows, as rows leave the batch; its
-    decoder's hidden states are the logits themselves."""
+    test state exactly which tokens the decoder sees, so only the cutting is under test. It
+    keeps which script each batch row follows in the real KV cache that decoding hands it (as
+    the keys of its one layer), so rows leave the batch through the cache's own row selection;
+    its decoder's hidden states are the logits themselves."""
 
     def __init__(self, scripts: list[list[int]], vocab: int):
         super().__init__()
         self.scripts, self.vocab, self.calls = scripts, vocab, 0
+        self.config = LlamaConfig(num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1, head_dim=1)
 
-    def forward(self, input_ids, past_key_values=None, **_):
-        cache = past_key_values or Rows(list(range(len(self.scripts))))
-        logits = torch.zeros(len(cache.rows), input_ids.shape[1], self.vocab)
-        for i, row in enumerate(cache.rows):
+    def forward(self, input_ids, **kwargs):
+        cache = kwargs[generation.CACHE_ARGUMENT]
+        if cache.get_seq_length() == 0:
+            rows = torch.arange(len(self.scripts), dtype=torch.float32).view(-1, 1, 1, 1)
+            cache.update(rows, rows, layer_idx=0)
+        rows = cache.layers[0].keys[:, 0, 0, 0].long().tolist()
+        logits = torch.zeros(len(rows), input_ids.shape[1], self.vocab)
+        for i, row in enumerate(rows):
             script = self.scripts[row]
             logits[i, -1, script[min(self.calls, len(script) - 1)]] = 1.0
         self.calls += 1
-        return SimpleNamespace(logits=logits, last_hidden_state=logits, past_key_values=cache)
+        return SimpleNamespace(logits=logits, last_hidden_state=logits)
 
     def get_decoder(self):
         return self
 
     def get_output_embeddings(self):
         return torch.nn.Identity()
-
-
-class Rows:
-    def __init__(self, rows: list[int]):
-        self.rows = rows
-
-    def batch_select_indices(self, keep: torch.Tensor) -> None:
-        self.rows = [self.rows[i] for i in keep.tolist()]
 
 
 def decode(replies: list[str], stop_strings: list[str] = (), eos_after: int | None = None) -> list[str]:

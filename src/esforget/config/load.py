@@ -1,7 +1,13 @@
-"""The config as the Snakefile resolves it, for tools that run beside Snakemake."""
+"""The config as the Snakefile resolves it, for tools that run beside Snakemake.
+
+As a command, it checks config files as `snakemake --configfile FILE...` would read them and
+says what it refuses in one line: `python -m esforget.config.load my.yaml`. Snakemake reads a
+`--configfile` itself before the workflow does, and its message for a YAML syntax error names
+neither the file nor the line; this one names both."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from esforget.config.checks import check
@@ -26,3 +32,20 @@ def load(configfiles: list[str] | tuple[str, ...] = DEFAULT_CONFIGFILES, root: s
     validate(config, str(Path(root) / SCHEMA))
     check(config)
     return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    from snakemake.exceptions import WorkflowError  # the schema's refusals, as Snakemake words them
+
+    files = sys.argv[1:] if argv is None else argv
+    try:
+        load(files or DEFAULT_CONFIGFILES)
+    except (ValueError, OSError, WorkflowError) as refused:
+        print(f"Config refused: {refused}", file=sys.stderr)
+        return 1
+    print(f"Config accepted: {', '.join(files or DEFAULT_CONFIGFILES)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

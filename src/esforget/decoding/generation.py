@@ -28,8 +28,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import PreTrainedModel
+import transformers
+from packaging.version import Version
+from transformers import DynamicCache, PreTrainedModel
 from transformers.generation.stopping_criteria import StopStringCriteria
+
+CACHE_ARGUMENT = "cache" if Version(transformers.__version__).release >= (5, 24) else "past_key_values"
+"""The name under which a model's forward takes its KV cache: transformers 5.24 renamed
+`past_key_values` to `cache` and 5.40 drops the old name; pyproject.toml's range starts at 5.0.
+Decoding builds its `DynamicCache` itself and passes it under this name; the model fills it in
+place, so nothing reads the cache back from the output under either name."""
 
 DROP_FINISHED_AT = 0.75
 """Finished rows leave the decode batch once the rows still decoding fit in this share of it:
@@ -160,10 +168,10 @@ def decode(
             input_ids=token[:, None],
             attention_mask=mask,
             position_ids=next_pos[:, None],
-            past_key_values=cache,
             use_cache=True,
+            **{CACHE_ARGUMENT: cache},
         )
-        cache, token = out.past_key_values, out.logits[:, -1, :].argmax(dim=-1)
+        token = out.logits[:, -1, :].argmax(dim=-1)
         next_pos = next_pos + 1
     tokens = generated.tolist()
     return Decoded(
@@ -219,29 +227,29 @@ def _completes_stop_string(
 
 def _run_prompts(
     model: PreTrainedModel, batch: PromptBatch, members: int, tail: torch.Tensor | None = None, tail_mask=None
-) -> tuple[torch.Tensor, object, torch.Tensor]:
+) -> tuple[torch.Tensor, DynamicCache, torch.Tensor]:
     """One pass of the decoder over the prompts — their shared prefix first, once per member,
     its cache then copied to the member's rows — and over `tail` tokens appended to every row.
     Returns (hidden states of the prompts' own tokens and the tail, cache, attention mask)."""
     n, device = batch.input_ids.shape[0], batch.input_ids.device
-    decoder, cache, mask = model.get_decoder(), None, batch.attention_mask
+    decoder, cache, mask = model.get_decoder(), DynamicCache(config=model.config), batch.attention_mask
     ids, positions = batch.input_ids, batch.position_ids
     if batch.prefix is not None:
         length = batch.prefix.shape[0]
-        head = decoder(
+        decoder(
             input_ids=batch.prefix.expand(members, length),
             position_ids=torch.arange(length, device=device).expand(members, length),
             use_cache=True,
+            **{CACHE_ARGUMENT: cache},
         )
-        cache = head.past_key_values
         cache.batch_repeat_interleave(n // members)
         mask = torch.cat([torch.ones((n, length), dtype=mask.dtype, device=device), mask], dim=1)
     if tail is not None:
         ids = torch.cat([ids, tail], dim=1)
         mask = torch.cat([mask, tail_mask.to(mask.dtype)], dim=1)
         positions = torch.cat([positions, positions[:, -1:] + 1 + torch.arange(tail.shape[1], device=device)], dim=1)
-    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
-    return out.last_hidden_state, out.past_key_values, mask
+    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{CACHE_ARGUMENT: cache})
+    return out.last_hidden_state, cache, mask
 
 
 def _argmax_tokens(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
@@ -256,7 +264,7 @@ def _argmax_tokens(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor
 
 def _verify(
     model: PreTrainedModel, batch: PromptBatch, members: int, drafts: list[list[int]], generated: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, object]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, DynamicCache]:
     """One teacher-forced pass over prompt + draft per row. Writes the accepted prefix of each
     draft into `generated` and returns the decoding state after it: (the token to record at
     `steps` — the row's own argmax after its accepted prefix —, steps, attention mask with the
