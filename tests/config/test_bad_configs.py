@@ -68,6 +68,17 @@ BAD_SETTINGS = [
     (es(numerics="vllm"), r"methods\.es\.numerics='vllm': must be one of 'master', 'authors'"),
     (es(population_size=41), r"methods\.es\.mirrored=True needs an even population_size, got 41"),
     (es(numerics="authors", save_master=True), r"methods\.es\.save_master=True with numerics='authors'"),
+    # ES variants: ranges and combinations
+    (es(sparse_share=0), r"methods\.es\.sparse_share=0: must be > 0 and ≤ 1"),
+    (es(sparse_share=1.5), r"methods\.es\.sparse_share=1\.5: must be > 0 and ≤ 1"),
+    (es(step_cap=0), r"methods\.es\.step_cap=0: must be > 0"),
+    (es(radius=-1.0), r"methods\.es\.radius=-1\.0: must be > 0"),
+    (es(anchor_lambda=-0.5, anchor_decay="l2"), r"methods\.es\.anchor_lambda=-0\.5: must be ≥ 0"),
+    (es(anchor_decay="l3"), r"methods\.es\.anchor_decay='l3': must be one of 'none', 'l1', 'l2'"),
+    (es(anchor_decay="l2"), r"methods\.es\.anchor_decay='l2' with anchor_lambda=0: give both"),
+    (es(anchor_lambda=10.0), r"methods\.es\.anchor_decay='none' with anchor_lambda=10: give both"),
+    (es(anchor_decay="l2", anchor_lambda=5000.0), r"alpha × anchor_lambda must be < 1"),
+    (es(numerics="authors", step_cap=0.5), r"methods\.es\.step_cap=0\.5 with numerics='authors'"),
     # ES: sizes the splits cannot give
     (es(prompts_per_iteration=4096), r"prompts_per_iteration=4096, but tasks\.countdown\.splits\.train holds 2048"),
     (es(validation_size=257), r"validation_size=257, but tasks\.countdown\.splits\.validation holds 256"),

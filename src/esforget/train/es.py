@@ -36,6 +36,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Iterator
 from itertools import groupby
 from pathlib import Path
 
@@ -46,15 +47,16 @@ from tqdm import tqdm
 
 from esforget.core.checkpoints import checkpoint_name, partial_dir, publish, run_fingerprint
 from esforget.core.models import DTYPES, device_name, load_model, load_tokenizer, save_model
-from esforget.core.tensors import load_tensor, tensor_files
+from esforget.core.tensors import tensor_files
 from esforget.decoding.greedy_scorer import GreedyScorer
 from esforget.train import finite, resume
+from esforget.train.anchor import Anchor, decay_toward, shrink_to_radius
 from esforget.train.distributed import Group
 from esforget.train.es_config import ESConfig
 from esforget.train.job import TrainingJob
 from esforget.train.live_metrics import LiveMetrics
 from esforget.train.member_batch import MemberStack
-from esforget.train.noise import Noise, authors_member_seeds, member_seed
+from esforget.train.noise import Noise, authors_member_seeds, member_seed, sparse_masks
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +124,21 @@ class Weights:
     alpha=scale)`, which rounds once).
     """
 
-    def __init__(self, model: torch.nn.Module, noise_mode: str, numerics: str = "master", track_drift: bool = True):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        noise_mode: str,
+        numerics: str = "master",
+        track_drift: bool = True,
+        sparse: tuple[float, int] | None = None,
+    ):
+        """`sparse`: (share, run seed) of sparse ES's fixed masks (`esforget.train.noise.sparse_masks`)."""
         self.params = [p for p in model.parameters()]  # tied weights appear once
         self.names = [name for name, _ in model.named_parameters()]
         self.in_place = numerics == "authors"
         self.theta = self.params if self.in_place else [p.detach().float().clone() for p in self.params]
-        self.noise = Noise(self.names, self.params, noise_mode, draw_on_device=self.in_place)
+        masks = None if sparse is None else sparse_masks(self.params, *sparse)
+        self.noise = Noise(self.names, self.params, noise_mode, draw_on_device=self.in_place, masks=masks)
         self._applied: tuple[int, float] | None = None  # (seed, signed σ) in place
         # The restores' drift (authors' numerics): θ at the start of the members, and the
         # drift summed over all iterations so far (fp32, on the CPU: the GPU holds only what
@@ -202,27 +213,40 @@ class Weights:
         return math.sqrt(step), math.sqrt(total)
 
     @torch.no_grad()
-    def update(self, members: list[tuple[int, float]], z: torch.Tensor, alpha: float) -> float:
-        """θ += (α/N) Σ zᵢ εᵢ; returns ‖Δθ‖_F of this update as applied (after rounding).
+    def update(
+        self, members: list[tuple[int, float]], z: torch.Tensor, alpha: float, cap: float | None = None
+    ) -> float:
+        """θ += (α/N) Σ zᵢ εᵢ, scaled down to ‖Δθ‖_F = `cap` where it is longer (bounded ES:
+        the whole model's step; master numerics only); returns ‖Δθ‖_F as applied (after rounding).
 
         Draw by draw and, within a draw, member by member: each weight sees the additions in
         member order, exactly as in the authors' member-by-member loop over all tensors. A
-        mirrored pair's noise is drawn once and added twice."""
+        mirrored pair's noise is drawn once and added twice. Under a cap the steps of all
+        tensors are held until their norm is known: one more fp32 copy of θ."""
         self.restore()
-        coefficients = authors_coefficients(members, z, alpha) if self.in_place else None
-        zs = z.tolist()
+        if self.in_place:
+            if cap is not None:
+                raise ValueError("a capped step needs numerics 'master': the authors' update is never one tensor")
+            return self._update_in_place(members, z, alpha)
+        steps = self._steps(members, z, alpha)
+        if cap is not None:
+            steps = list(steps)
+            norm = math.sqrt(sum(float(step.square().sum()) for _, step in steps))
+            for _, step in steps:
+                step.mul_(min(1.0, cap / norm) if norm > 0 else 1.0)
         squared = 0.0
+        for j, step in steps:
+            self.theta[j].add_(step)
+            self.params[j].copy_(self.theta[j])
+            squared += float(step.square().sum())
+        return math.sqrt(squared)
+
+    def _steps(
+        self, members: list[tuple[int, float]], z: torch.Tensor, alpha: float
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """(parameter index, (α/N) Σ zᵢ εᵢ of that parameter) in fp32, one draw at a time."""
+        zs = z.tolist()
         for group in self.noise.groups:
-            if self.in_place:
-                before = {
-                    part.index: self.params[part.index].detach().to(torch.float32, copy=True) for part in group.parts
-                }
-                for seed, placed in by_seed(members):
-                    for j, eps in self.noise.group_tensors(group, seed):
-                        for i, _ in placed:
-                            self.params[j].add_(coefficients[i] * eps)
-                squared += sum(float((self.params[j].float() - b).square().sum()) for j, b in before.items())
-                continue
             steps = {part.index: torch.zeros_like(self.theta[part.index]) for part in group.parts}
             for seed, placed in by_seed(members):
                 if scales := [sign * zs[i] for i, sign in placed if zs[i] != 0.0]:
@@ -230,11 +254,41 @@ class Weights:
                         for scale in scales:
                             steps[j].add_(eps, alpha=scale)
             for j, step in steps.items():
-                step.mul_(alpha / len(members))
-                self.theta[j].add_(step)
-                self.params[j].copy_(self.theta[j])
-                squared += float(step.square().sum())
+                yield j, step.mul_(alpha / len(members))
+
+    def _update_in_place(self, members: list[tuple[int, float]], z: torch.Tensor, alpha: float) -> float:
+        """The authors' update: N in-place additions of (α/N)·zᵢ·εᵢ, each rounded to the dtype."""
+        coefficients = authors_coefficients(members, z, alpha)
+        squared = 0.0
+        for group in self.noise.groups:
+            before = {part.index: self.params[part.index].detach().to(torch.float32, copy=True) for part in group.parts}
+            for seed, placed in by_seed(members):
+                for j, eps in self.noise.group_tensors(group, seed):
+                    for i, _ in placed:
+                        self.params[j].add_(coefficients[i] * eps)
+            squared += sum(float((self.params[j].float() - b).square().sum()) for j, b in before.items())
         return math.sqrt(squared)
+
+    @torch.no_grad()
+    def decay_toward(self, anchor: Anchor, kind: str, step: float) -> None:
+        """Anchored weight decay after an update (`esforget.train.anchor`): θ − θ₀ shrunk by
+        `step` = αλ, in θ's precision (fp32 master, or in place in the model's dtype)."""
+        for p, m, name in zip(self.params, self.theta, self.names, strict=True):
+            decay_toward(m, anchor.like(name, m), kind, step)
+            if not self.in_place:
+                p.copy_(m)
+
+    @torch.no_grad()
+    def keep_within(self, anchor: Anchor, radius: float) -> None:
+        """Project θ onto the ball ‖θ − θ₀‖_F ≤ `radius` (constrained ES)."""
+        factor = shrink_to_radius(self.distance_from(anchor), radius)
+        if factor == 1.0:
+            return
+        for p, m, name in zip(self.params, self.theta, self.names, strict=True):
+            start = anchor.like(name, m)
+            m.sub_(start).mul_(factor).add_(start)
+            if not self.in_place:
+                p.copy_(m)
 
     @torch.no_grad()
     def load(self, tensors: dict[str, torch.Tensor], drift: dict[str, torch.Tensor] | None = None) -> None:
@@ -254,14 +308,12 @@ class Weights:
         return None if self.drift is None else dict(zip(self.names, self.drift, strict=True))
 
     @torch.no_grad()
-    def distance_from(self, files: dict[str, Path], dtype: torch.dtype) -> float:
-        """‖θ − θ₀‖_F with θ₀ streamed tensor by tensor from the base's safetensors `files`
-        (name → file; memory-mapped; rounded to the working dtype as training started), so
-        that no second copy of the model is held for this metric."""
+    def distance_from(self, anchor: Anchor) -> float:
+        """‖θ − θ₀‖_F with θ₀ streamed tensor by tensor (`Anchor`), so that no second copy of
+        the model is held for this metric."""
         squared = 0.0
         for name, m in zip(self.names, self.theta, strict=True):
-            start = load_tensor(files[name], name).to(dtype).float().to(m.device)
-            squared += float((m - start).square().sum())
+            squared += float((m.float() - anchor.like(name, m).float()).square().sum())
         return math.sqrt(squared)
 
 
@@ -331,7 +383,8 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
 
     model = load_model(job.base_dir, cfg.dtype, group.device)
     tokenizer = load_tokenizer(job.base_dir)
-    weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
+    sparse = None if cfg.sparse_share is None else (cfg.sparse_share, seed)
+    weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift, sparse)
     block = 2 if cfg.mirrored else 1  # a mirrored pair is scored on one rank: its ε is drawn once
     # no slot left unfilled; a rank left without members (fewer pairs than ranks) still joins
     # every sum and broadcast
@@ -340,6 +393,7 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
     base_files = tensor_files(job.base_dir)
     if missing := sorted(set(weights.names) - set(base_files))[:3]:
         raise ValueError(f"{job.base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")
+    anchor = Anchor(base_files, DTYPES[cfg.dtype])  # θ₀ as training started: distance, AWD, radius
 
     def scorer(rows: pl.DataFrame) -> GreedyScorer:
         return GreedyScorer(
@@ -394,9 +448,13 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
 
         # -- the update, identical on every rank --
         z = shape_fitness(fitness, cfg.fitness_shaping, cfg.numerics)
-        step_norm = weights.update(members, z, cfg.alpha)
+        step_norm = weights.update(members, z, cfg.alpha, cfg.step_cap)
         if weights.in_place:  # restores drifted differently on each rank: rank 0's weights win
             group.broadcast(weights.theta)
+        if cfg.anchor_decay != "none":
+            weights.decay_toward(anchor, cfg.anchor_decay, cfg.alpha * cfg.anchor_lambda)
+        if cfg.radius is not None:
+            weights.keep_within(anchor, cfg.radius)
 
         row = {
             "step": t,
@@ -404,7 +462,7 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
             "fitness/std": float(fitness.std(unbiased=False)),
             "fitness/max": float(fitness.max()),
             "update/step_norm": step_norm,
-            "update/total_norm": weights.distance_from(base_files, DTYPES[cfg.dtype]),
+            "update/total_norm": weights.distance_from(anchor),
             "drift/step_norm": drift_norm,
             "drift/total_norm": drift_total,
             "perf/seconds": time.perf_counter() - started,

@@ -66,12 +66,44 @@ class ESConfig:
     teacher-forced pass and decode on only after the first disagreement
     (`esforget.decoding.generation`). Costs one unperturbed generation per iteration; pays where
     members mostly reply as θ does (small σ) and a decode step is memory-bound."""
+    step_cap: Annotated[float, Above(0)] | None = None
+    """Bounded ES: each iteration's whole update ‖Δθ‖_F is scaled down to at most this; null =
+    unbounded. Holds the step of every tensor until its norm is known (one more fp32 copy of
+    θ). `numerics: master` only: the authors' update is N rounded additions, never one step."""
+    anchor_decay: Annotated[str, OneOf("none", "l1", "l2")] = "none"
+    """Anchored weight decay (AWD; arXiv 2605.30148, code `kschweig/es-awd`) after each update:
+    `l2`: θ ← θ₀ + (1 − αλ)(θ − θ₀); `l1`: θ − θ₀ soft-thresholded by αλ; λ = `anchor_lambda`.
+    Under `numerics: authors` in place in `dtype`, as their code does it."""
+    anchor_lambda: Annotated[float, AtLeast(0)] = 0.0
+    """λ of `anchor_decay` (their recommendation: 10 for l2, 0.01 for l1, with α = 5e-4)."""
+    radius: Annotated[float, Above(0)] | None = None
+    """Constrained ES: after each update (and decay), θ is projected onto the ball
+    ‖θ − θ₀‖_F ≤ radius around the base; null = unconstrained."""
+    sparse_share: Annotated[float, Above(0, 1)] | None = None
+    """Sparse ES: each tensor has a fixed random mask of this share of its entries (drawn once
+    from the run seed, exactly round(share × size) entries); members are perturbed and θ moves
+    only there, the rest stays at θ₀. Costs a boolean per parameter. null = every entry."""
     algorithm: str = field(default="es", repr=False)
 
     def __post_init__(self):
         check_declared(self)
         if self.mirrored and self.population_size % 2:
             raise ValueError(f"mirrored=True needs an even population_size, got {self.population_size}")
+        if self.step_cap is not None and self.numerics != "master":
+            raise ValueError(
+                f"step_cap={self.step_cap:g} with numerics={self.numerics!r}: only numerics 'master' forms the "
+                "whole step before applying it"
+            )
+        if (self.anchor_decay == "none") != (self.anchor_lambda == 0):
+            raise ValueError(
+                f"anchor_decay={self.anchor_decay!r} with anchor_lambda={self.anchor_lambda:g}: "
+                "give both (a decay and λ > 0) or neither"
+            )
+        if self.anchor_decay == "l2" and self.alpha * self.anchor_lambda >= 1:
+            raise ValueError(
+                f"anchor_decay='l2' with alpha={self.alpha:g} and anchor_lambda={self.anchor_lambda:g}: "
+                "alpha × anchor_lambda must be < 1, or θ − θ₀ would flip sign or vanish each step"
+            )
         if self.save_master and self.numerics != "master":
             raise ValueError(
                 f"save_master=True with numerics={self.numerics!r}: only numerics 'master' keeps an fp32 master"

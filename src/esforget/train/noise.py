@@ -18,6 +18,10 @@ Two streams (`ESConfig.noise`):
 Why by hand: the layout of the authors' draws is a property of their code and vLLM, not
 something a library provides.
 
+Sparse ES (`ESConfig.sparse_share`, the paper's future work): a fixed mask per tensor, drawn
+once per run, keeps each draw's ε on a given share of the entries and zero elsewhere, so members
+perturb and the update moves only those entries (`sparse_masks`).
+
 The draw itself depends on where it happens (`Noise.draw_on_device`): the fp32 master copy
 draws in fp32 with a CPU generator (the same bits on every machine); the authors' numerics
 draw in the parameter's dtype on the parameter's device, as their code does, so on a GPU the
@@ -55,6 +59,25 @@ def member_seed(run_seed: int, iteration: int, draw: int) -> int:
     """A 63-bit seed per (run, iteration, draw) that no arithmetic coincidence can repeat."""
     digest = hashlib.blake2b(f"{run_seed}/{iteration}/{draw}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
+
+
+def mask_seed(run_seed: int, tensor: int) -> int:
+    """The seed of a sparse mask: one per (run, parameter tensor), apart from every member's."""
+    digest = hashlib.blake2b(f"mask/{run_seed}/{tensor}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def sparse_masks(params: list[torch.Tensor], share: float, run_seed: int) -> list[torch.Tensor]:
+    """A boolean mask per parameter with exactly round(share × numel) entries set, chosen
+    uniformly (a permutation from the tensor's own seed), on the parameter's device."""
+    masks = []
+    for j, p in enumerate(params):
+        generator = torch.Generator().manual_seed(mask_seed(run_seed, j))
+        chosen = torch.randperm(p.numel(), generator=generator)[: round(share * p.numel())]
+        mask = torch.zeros(p.numel(), dtype=torch.bool)
+        mask[chosen] = True
+        masks.append(mask.view(p.shape).to(p.device))
+    return masks
 
 
 def authors_member_seeds(run_seed: int, iteration: int, count: int) -> list[int]:
@@ -132,9 +155,17 @@ def draw(shape: tuple[int, ...], seed: int, dtype: torch.dtype, device: torch.de
 
 
 class Noise:
-    """The ε of any member, tensor by tensor, for a fixed list of parameters."""
+    """The ε of any member, tensor by tensor, for a fixed list of parameters (zero outside each
+    parameter's mask, when `masks` are given)."""
 
-    def __init__(self, names: list[str], params: list[torch.Tensor], mode: str, draw_on_device: bool):
+    def __init__(
+        self,
+        names: list[str],
+        params: list[torch.Tensor],
+        mode: str,
+        draw_on_device: bool,
+        masks: list[torch.Tensor] | None = None,
+    ):
         if mode not in ("independent", "authors"):
             raise ValueError(f"noise={mode!r}: expected 'independent' or 'authors'")
         shapes = [p.shape for p in params]
@@ -142,6 +173,7 @@ class Noise:
         self.groups = authors_layout(names, shapes) if mode == "authors" else independent_layout(shapes)
         self.params = params
         self.draw_on_device = draw_on_device
+        self.masks = masks
 
     def tensors(self, seed: int) -> Iterator[tuple[int, torch.Tensor]]:
         """(parameter index, ε of that parameter) for the member drawn from `seed`."""
@@ -156,4 +188,7 @@ class Noise:
             eps = draw(group.shape, stream, first.dtype, first.device)
         else:
             eps = draw(group.shape, stream, torch.float32, "cpu").to(first.device)
-        return [(part.index, eps if part.start is None else eps[part.start : part.stop]) for part in group.parts]
+        parts = [(part.index, eps if part.start is None else eps[part.start : part.stop]) for part in group.parts]
+        if self.masks is None:
+            return parts
+        return [(j, part * self.masks[j]) for j, part in parts]
