@@ -79,6 +79,12 @@ BAD_SETTINGS = [
     (es(anchor_lambda=10.0), r"methods\.es\.anchor_decay='none' with anchor_lambda=10: give both"),
     (es(anchor_decay="l2", anchor_lambda=5000.0), r"alpha × anchor_lambda must be < 1"),
     (es(numerics="authors", step_cap=0.5), r"methods\.es\.step_cap=0\.5 with numerics='authors'"),
+    (es(noise="low_rank"), r"methods\.es\.noise='low_rank' with rank=None: a rank goes with noise 'low_rank'"),
+    (es(rank=4), r"methods\.es\.noise='independent' with rank=4: a rank goes with noise 'low_rank'"),
+    (es(noise="low_rank", rank=0), r"methods\.es\.rank=0: must be ≥ 1"),
+    (es(low_rank_vectors="full"), r"methods\.es\.low_rank_vectors='full' with noise='independent'"),
+    (es(noise="low_rank", rank=2, low_rank_vectors="some"), r"low_rank_vectors='some': must be one of"),
+    (es(noise="low_rank", rank=2, sparse_share=0.5), r"methods\.es\.sparse_share=0\.5 with noise='low_rank'"),
     # ES: sizes the splits cannot give
     (es(prompts_per_iteration=4096), r"prompts_per_iteration=4096, but tasks\.countdown\.splits\.train holds 2048"),
     (es(validation_size=257), r"validation_size=257, but tasks\.countdown\.splits\.validation holds 256"),

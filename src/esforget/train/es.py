@@ -55,7 +55,7 @@ from esforget.train.distributed import Group
 from esforget.train.es_config import ESConfig
 from esforget.train.job import TrainingJob
 from esforget.train.live_metrics import LiveMetrics
-from esforget.train.member_batch import MemberStack
+from esforget.train.member_batch import LowRankStack, MemberStack
 from esforget.train.noise import Noise, authors_member_seeds, member_seed, sparse_masks
 
 log = logging.getLogger(__name__)
@@ -131,14 +131,17 @@ class Weights:
         numerics: str = "master",
         track_drift: bool = True,
         sparse: tuple[float, int] | None = None,
+        low_rank: tuple[int, str] | None = None,
     ):
-        """`sparse`: (share, run seed) of sparse ES's fixed masks (`esforget.train.noise.sparse_masks`)."""
+        """`sparse`: (share, run seed) of sparse ES's fixed masks (`esforget.train.noise.sparse_masks`);
+        `low_rank`: (rank, what 1-D tensors get) of `low_rank` noise."""
         self.params = [p for p in model.parameters()]  # tied weights appear once
         self.names = [name for name, _ in model.named_parameters()]
         self.in_place = numerics == "authors"
         self.theta = self.params if self.in_place else [p.detach().float().clone() for p in self.params]
         masks = None if sparse is None else sparse_masks(self.params, *sparse)
-        self.noise = Noise(self.names, self.params, noise_mode, draw_on_device=self.in_place, masks=masks)
+        rank, vectors = low_rank or (None, "frozen")
+        self.noise = Noise(self.names, self.params, noise_mode, self.in_place, masks, rank, vectors)
         self._applied: tuple[int, float] | None = None  # (seed, signed σ) in place
         # The restores' drift (authors' numerics): θ at the start of the members, and the
         # drift summed over all iterations so far (fp32, on the CPU: the GPU holds only what
@@ -159,10 +162,24 @@ class Weights:
         self._applied = (seed, sign * sigma)
 
     @torch.no_grad()
-    def fill(self, stack: MemberStack, members: list[tuple[int, float]], sigma: float) -> None:
+    def fill(self, stack: MemberStack | LowRankStack, members: list[tuple[int, float]], sigma: float) -> None:
         """Put θ + σε of each (seed, sign) of `members` into slots 0, 1, … of `stack`, with the
         arithmetic of `perturb`: from the master (the model keeps θ), each mirrored pair
-        drawing its noise once; or in place with the authors' restores, and copied."""
+        drawing its noise once; or in place with the authors' restores, and copied. A
+        `LowRankStack` gets each matrix's factors instead, σ/√r and the sign folded into A."""
+        if isinstance(stack, LowRankStack):
+            scale = sigma / math.sqrt(self.noise.rank)
+            for slot, (seed, sign) in enumerate(members):
+                for group in self.noise.groups:
+                    j = group.parts[0].index
+                    if j in stack.factors:
+                        a, b = self.noise.factors(group, seed)
+                        stack.set_factors(j, slot, (sign * scale) * a, b)
+                    elif j in stack.vectors:
+                        ((_, eps),) = self.noise.group_tensors(group, seed)
+                        stack.set_vector(j, slot, self.theta[j] + (sign * sigma) * eps)
+            stack.members = len(members)
+            return
         if self.in_place:
             for slot, (seed, sign) in enumerate(members):
                 self.perturb(seed, sign, sigma)
@@ -384,12 +401,17 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
     model = load_model(job.base_dir, cfg.dtype, group.device)
     tokenizer = load_tokenizer(job.base_dir)
     sparse = None if cfg.sparse_share is None else (cfg.sparse_share, seed)
-    weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift, sparse)
+    low_rank = (cfg.rank, cfg.low_rank_vectors) if cfg.noise == "low_rank" else None
+    weights = Weights(model, cfg.noise, cfg.numerics, cfg.track_drift, sparse, low_rank)
     block = 2 if cfg.mirrored else 1  # a mirrored pair is scored on one rank: its ε is drawn once
     # no slot left unfilled; a rank left without members (fewer pairs than ranks) still joins
     # every sum and broadcast
     per_forward = max(1, min(cfg.members_per_forward, len(group.mine(cfg.population_size, block))))
-    stack = MemberStack(model, per_forward) if per_forward > 1 else None
+    stack = None
+    if per_forward > 1 and cfg.noise == "low_rank" and cfg.numerics == "master":  # members share θ's weights
+        stack = LowRankStack(model, per_forward, cfg.rank, cfg.low_rank_vectors)
+    elif per_forward > 1:
+        stack = MemberStack(model, per_forward)
     base_files = tensor_files(job.base_dir)
     if missing := sorted(set(weights.names) - set(base_files))[:3]:
         raise ValueError(f"{job.base_dir}: its safetensors files lack parameters of the loaded model, e.g. {missing}")

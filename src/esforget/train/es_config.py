@@ -26,10 +26,16 @@ class ESConfig:
     """`zscore` (the authors') or `rank` (centred ranks in [-0.5, 0.5])."""
     mirrored: bool = False
     """Antithetic pairs (+ε, −ε) instead of N independent draws. The authors: off."""
-    noise: Annotated[str, OneOf("independent", "authors")] = "independent"
+    noise: Annotated[str, OneOf("independent", "authors", "low_rank")] = "independent"
     """`independent`: a distinct stream per member and tensor; `authors`: the authors' draws
     (member seeds from Python's `random`, every tensor of their vLLM model seeded with the
-    member seed, q/k/v and gate/up fused; see `esforget.train.noise`)."""
+    member seed, q/k/v and gate/up fused; see `esforget.train.noise`); `low_rank`: EGGROLL's
+    (arXiv 2511.16652): each matrix gets ε = A·Bᵀ/√r of rank `rank`, from independent streams."""
+    rank: Annotated[int, AtLeast(1)] | None = None
+    """r of `noise: low_rank` (required with it, refused without)."""
+    low_rank_vectors: Annotated[str, OneOf("frozen", "full")] = "frozen"
+    """What 1-D tensors (norms, biases) get under `noise: low_rank`: `frozen` (no noise, never
+    updated, as in EGGROLL's LLM runs) or `full` (full-rank noise, as every tensor otherwise)."""
     prompts_per_iteration: Annotated[int, AtLeast(1)] | None = None
     """Fresh random batch of k training prompts each iteration; null = the full set (the authors)."""
     dtype: Annotated[str, OneOf(*DTYPE_NAMES)] = "float32"
@@ -89,6 +95,20 @@ class ESConfig:
         check_declared(self)
         if self.mirrored and self.population_size % 2:
             raise ValueError(f"mirrored=True needs an even population_size, got {self.population_size}")
+        if (self.noise == "low_rank") != (self.rank is not None):
+            raise ValueError(
+                f"noise={self.noise!r} with rank={self.rank}: a rank goes with noise 'low_rank', and only with it"
+            )
+        if self.noise != "low_rank" and self.low_rank_vectors != "frozen":
+            raise ValueError(
+                f"low_rank_vectors={self.low_rank_vectors!r} with noise={self.noise!r}: it applies to noise "
+                "'low_rank' only"
+            )
+        if self.noise == "low_rank" and self.sparse_share is not None:
+            raise ValueError(
+                f"sparse_share={self.sparse_share:g} with noise='low_rank': a masked low-rank perturbation is "
+                "neither low-rank nor the sparse variant; choose one"
+            )
         if self.step_cap is not None and self.numerics != "master":
             raise ValueError(
                 f"step_cap={self.step_cap:g} with numerics={self.numerics!r}: only numerics 'master' forms the "

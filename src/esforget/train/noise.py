@@ -1,7 +1,7 @@
 """Which ε each parameter tensor receives for one ES member: the noise streams, regenerated
 from seeds and never stored.
 
-Two streams (`ESConfig.noise`):
+Three kinds of noise (`ESConfig.noise`):
 
 * `independent` (this project's default): member seeds hashed from (run seed, iteration,
   draw); every parameter tensor draws from a stream of its own.
@@ -18,6 +18,15 @@ Two streams (`ESConfig.noise`):
 Why by hand: the layout of the authors' draws is a property of their code and vLLM, not
 something a library provides.
 
+* `low_rank` (EGGROLL; arXiv 2511.16652, official JAX code `ESHyperscale/HyperscaleES`,
+  `noiser/eggroll.py`): every matrix (m × n) gets ε = A·Bᵀ/√r, with A (m × r) and B (n × r)
+  the last m and first n rows of one (m + n) × r Gaussian draw from the tensor's own stream, so
+  each entry of ε has unit variance, as in full-rank noise, and α keeps its meaning in
+  θ += (α/N) Σ zᵢ εᵢ. (EGGROLL's code folds σ and √N into its optimiser's learning rate
+  instead.) 1-D tensors — norms, biases — are frozen (ε = 0, as in EGGROLL's LLM runs) or get
+  full-rank noise (`ESConfig.low_rank_vectors`). `factors` gives A and B themselves, for the
+  member batch that shares the base weights across members (`esforget.train.member_batch`).
+
 Sparse ES (`ESConfig.sparse_share`, the paper's future work): a fixed mask per tensor, drawn
 once per run, keeps each draw's ε on a given share of the entries and zero elsewhere, so members
 perturb and the update moves only those entries (`sparse_masks`).
@@ -32,6 +41,7 @@ generator.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
 from collections.abc import Iterator
@@ -165,11 +175,19 @@ class Noise:
         mode: str,
         draw_on_device: bool,
         masks: list[torch.Tensor] | None = None,
+        rank: int | None = None,
+        vectors: str = "frozen",
     ):
-        if mode not in ("independent", "authors"):
-            raise ValueError(f"noise={mode!r}: expected 'independent' or 'authors'")
+        """`rank` and `vectors` (`frozen` or `full`): the factors' rank and what 1-D tensors
+        get, under `low_rank` noise only."""
+        if mode not in ("independent", "authors", "low_rank"):
+            raise ValueError(f"noise={mode!r}: expected 'independent', 'authors' or 'low_rank'")
+        if (mode == "low_rank") != (rank is not None):
+            raise ValueError(f"noise={mode!r} with rank={rank}: a rank goes with low_rank noise, and only with it")
+        if vectors not in ("frozen", "full"):
+            raise ValueError(f"low_rank_vectors={vectors!r}: expected 'frozen' or 'full'")
         shapes = [p.shape for p in params]
-        self.mode = mode
+        self.mode, self.rank, self.vectors = mode, rank, vectors
         self.groups = authors_layout(names, shapes) if mode == "authors" else independent_layout(shapes)
         self.params = params
         self.draw_on_device = draw_on_device
@@ -182,13 +200,37 @@ class Noise:
 
     def group_tensors(self, group: Group, seed: int) -> list[tuple[int, torch.Tensor]]:
         """(parameter index, ε) of the parameters one draw of the member's noise covers."""
-        first = self.params[group.parts[0].index]
-        stream = seed if self.mode == "authors" else member_seed(seed, 0, group.stream)
-        if self.draw_on_device:
-            eps = draw(group.shape, stream, first.dtype, first.device)
+        if self.mode == "low_rank":
+            eps = self._low_rank(group, seed)
         else:
-            eps = draw(group.shape, stream, torch.float32, "cpu").to(first.device)
+            eps = self._draw(group.shape, seed if self.mode == "authors" else member_seed(seed, 0, group.stream), group)
         parts = [(part.index, eps if part.start is None else eps[part.start : part.stop]) for part in group.parts]
         if self.masks is None:
             return parts
         return [(j, part * self.masks[j]) for j, part in parts]
+
+    def factors(self, group: Group, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A (m × r) and B (n × r) of a matrix's low-rank ε = A·Bᵀ/√r for the member drawn from
+        `seed`: the last m and the first n rows of one (m + n) × r draw."""
+        rows, columns = group.shape
+        factors = self._draw((columns + rows, self.rank), member_seed(seed, 0, group.stream), group)
+        return factors[columns:], factors[:columns]
+
+    def _low_rank(self, group: Group, seed: int) -> torch.Tensor:
+        if len(group.shape) == 2:
+            a, b = self.factors(group, seed)
+            return (a @ b.T) / math.sqrt(self.rank)
+        if self.vectors == "full":
+            return self._draw(group.shape, member_seed(seed, 0, group.stream), group)
+        first = self.params[group.parts[0].index]
+        return torch.zeros(
+            group.shape, dtype=first.dtype if self.draw_on_device else torch.float32, device=first.device
+        )
+
+    def _draw(self, shape: tuple[int, ...], stream: int, group: Group) -> torch.Tensor:
+        """`randn(shape)` from `stream`: in the parameter's dtype on its device, or in fp32 on
+        the CPU and then moved (`draw_on_device`)."""
+        first = self.params[group.parts[0].index]
+        if self.draw_on_device:
+            return draw(shape, stream, first.dtype, first.device)
+        return draw(shape, stream, torch.float32, "cpu").to(first.device)
