@@ -17,6 +17,11 @@ same weights, prompts and noise:
   forward (`esforget.train.member_batch`), prompts tokenised and padded once, finished rows dropped.
 * `K=k drafts`: the same with `draft_replies: true` — each member verifies the unperturbed
   model's reply in one teacher-forced pass and decodes on only after the first disagreement.
+* `K=k low-rank r` (`--low-rank r …`): `noise: low_rank` with `rank: r` (EGGROLL's noise,
+  docs/variants.md); for k > 1 the k members share the base weights in one forward
+  (`LowRankStack`), so each pass reads the weights once for all of them. Its ε differs from
+  the full-rank rows', so its replies may differ in length: the `tokens/iteration` column says
+  how far the work was equal (at the paper's σ 1e-3 nearly every member replies as θ does).
 
 All draw the same ε (N independent members as in the paper, or N/2 mirrored pairs with
 `--mirrored` as in the default profile), so they score the same perturbed models and, up to
@@ -26,9 +31,11 @@ stop tokens excluded) shows whether the work was equal, and a row that differs i
 The floor of a row is the time its forward passes need at this machine's measured matmul rate
 and memory bandwidth (both measured here, single-threaded like the runs): each pass costs
 max(FLOPs / rate, bytes / bandwidth), where FLOPs are 2 × matmul weights × tokens plus the
-attention products, and bytes are every member's matmul weights read once per pass plus the KV
-cache read. Passes are counted by a hook on the decoder, so a lever that saves passes (drafts)
-lowers its own floor; the smallest floor in a model's rows is the one to beat.
+attention products, and bytes are every member's matmul weights read once per pass (the
+shared weights once, in a low-rank pass) plus the KV cache read. A low-rank row's floor leaves
+out the members' rank-r products, r(m + n)/(mn) of a matrix's FLOPs (1 % at r = 4 on SmolLM2).
+Passes are counted by a hook on the decoder, so a lever that saves passes (drafts) lowers its
+own floor; the smallest floor in a model's rows is the one to beat.
 
 With `--ops` each row also runs under `torch.profiler`, which records the shape of every matrix
 product it makes (the profiler slows the row a little: its seconds are the profiled ones); the
@@ -251,7 +258,9 @@ def _timed(fn) -> float:
 # --- the implementations ----------------------------------------------------------------------
 
 
-def es_config(population: int, sigma: float, mirrored: bool, members: int = 1, drafts: bool = False):
+def es_config(
+    population: int, sigma: float, mirrored: bool, members: int = 1, drafts: bool = False, rank: int | None = None
+):
     from esforget.train import es
 
     return es.ESConfig(
@@ -261,21 +270,28 @@ def es_config(population: int, sigma: float, mirrored: bool, members: int = 1, d
         mirrored=mirrored,
         members_per_forward=members,
         draft_replies=drafts,
+        noise="independent" if rank is None else "low_rank",
+        rank=rank,
     )
 
 
 def run_esforget(
-    model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, sigma, mirrored, members, drafts
+    model, tokenizer, rows, max_new_tokens, population, iterations, batch_size, sigma, mirrored, members, drafts, rank
 ):
     """`esforget.train.es.train`'s iteration, without its checkpoints and validation."""
     from esforget.decoding.greedy_scorer import GreedyScorer
     from esforget.train import es
-    from esforget.train.member_batch import MemberStack
+    from esforget.train.member_batch import LowRankStack, MemberStack
 
-    cfg = es_config(population, sigma, mirrored, members, drafts)
-    weights = es.Weights(model, cfg.noise, cfg.numerics, cfg.track_drift)
-    stack = MemberStack(model, members) if members > 1 else None
-    passes = Passes(model, lambda: stack.members if stack is not None and stack.active else 1)
+    cfg = es_config(population, sigma, mirrored, members, drafts, rank)
+    low_rank = None if rank is None else (rank, cfg.low_rank_vectors)
+    weights = es.Weights(model, cfg.noise, cfg.numerics, cfg.track_drift, low_rank=low_rank)
+    stack = None
+    if members > 1:
+        stack = MemberStack(model, members) if rank is None else LowRankStack(model, members, rank, "frozen")
+    # weights read per pass: every member's own copy, or once for a low-rank stack's shared base
+    readers = 1 if isinstance(stack, LowRankStack) else members
+    passes = Passes(model, lambda: readers if stack is not None and stack.active else 1)
     scorer = GreedyScorer(tokenizer, rows, reward_of(rows), max_new_tokens, batch_size)
     generating = tokens = 0.0
     matched = replies = 0  # members' replies equal to θ's, over all replies
@@ -379,8 +395,9 @@ def measure(args) -> dict:
     if args.implementation == "straightforward":
         run = run_straightforward
     else:
-        members, drafts = args.implementation.split(":")
-        run = functools.partial(run_esforget, members=int(members), drafts=drafts == "drafts")
+        members, mode = args.implementation.split(":")
+        rank = int(mode.removeprefix("lowrank")) if mode.startswith("lowrank") else None
+        run = functools.partial(run_esforget, members=int(members), drafts=mode == "drafts", rank=rank)
     run(model, tokenizer, rows.head(2), max_new_tokens, 2, 1, args.batch_size, args.sigma, args.mirrored)  # warm-up
     cpu = [torch.profiler.ProfilerActivity.CPU]
     with torch.profiler.profile(activities=cpu, record_shapes=True) if args.ops else nullcontext() as ops:
@@ -415,11 +432,11 @@ def measure(args) -> dict:
 
 
 def label(implementation: str) -> str:
-    """`8:drafts` → `K=8 drafts`."""
+    """`8:drafts` → `K=8 drafts`, `20:lowrank4` → `K=20 low-rank 4`."""
     if implementation == "straightforward":
         return implementation
     members, mode = implementation.split(":")
-    return f"K={members}" + (" drafts" if mode == "drafts" else "")
+    return f"K={members}" + {"plain": "", "drafts": " drafts"}.get(mode, f" low-rank {mode.removeprefix('lowrank')}")
 
 
 def table(rows: list[dict]) -> str:
@@ -495,6 +512,15 @@ def main() -> None:
     parser.add_argument("--members", type=int, nargs="+", default=[1, 2, 4, 8], help="values of K")
     parser.add_argument("--drafts", type=int, nargs="*", default=[1, 8], help="values of K run with drafts")
     parser.add_argument(
+        "--low-rank", type=int, nargs="*", default=[], help="ranks r run with low-rank noise at each K of --members"
+    )
+    parser.add_argument(
+        "--straightforward",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the straightforward loop too (the speed-up column's baseline)",
+    )
+    parser.add_argument(
         "--ops",
         action="store_true",
         help="record the run's matrix products (torch.profiler, which slows it) for the kernel floor",
@@ -506,7 +532,12 @@ def main() -> None:
     if args.model:  # a child: measure one pair
         print(json.dumps(measure(args)))
         return
-    implementations = ["straightforward"] + [f"{k}:plain" for k in args.members] + [f"{k}:drafts" for k in args.drafts]
+    implementations = (
+        ["straightforward"] * args.straightforward
+        + [f"{k}:plain" for k in args.members]
+        + [f"{k}:lowrank{r}" for k in args.members for r in args.low_rank]
+        + [f"{k}:drafts" for k in args.drafts]
+    )
     results = []
     for model in args.models:
         for implementation in implementations:

@@ -85,6 +85,12 @@ BAD_SETTINGS = [
     (es(low_rank_vectors="full"), r"methods\.es\.low_rank_vectors='full' with noise='independent'"),
     (es(noise="low_rank", rank=2, low_rank_vectors="some"), r"low_rank_vectors='some': must be one of"),
     (es(noise="low_rank", rank=2, sparse_share=0.5), r"methods\.es\.sparse_share=0\.5 with noise='low_rank'"),
+    (es(replay_tasks=["arith"]), r"methods\.es\.replay_tasks=\['arith'\] with replay_lambda=0: give both"),
+    (es(replay_lambda=0.5), r"methods\.es\.replay_tasks=\[\] with replay_lambda=0\.5: give both"),
+    (es(replay_tasks="arith", replay_lambda=0.5), r"methods\.es\.replay_tasks='arith': expected a list of str"),
+    (es(replay_tasks=["gsm8k"], replay_lambda=0.5), r"replay_tasks lists 'gsm8k', not defined"),
+    (es(replay_tasks=["countdown"], replay_lambda=0.5), r"replay_tasks lists 'countdown', but tasks\.countdown\.role"),
+    (es(replay_tasks=["arith"], replay_lambda=0.5, replay_prompts=4096), r"replay_prompts=4096, but tasks\.arith"),
     # ES: sizes the splits cannot give
     (es(prompts_per_iteration=4096), r"prompts_per_iteration=4096, but tasks\.countdown\.splits\.train holds 2048"),
     (es(validation_size=257), r"validation_size=257, but tasks\.countdown\.splits\.validation holds 256"),

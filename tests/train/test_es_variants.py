@@ -1,6 +1,7 @@
 """ES variants against their formulas, on hand-worked numbers: anchored weight decay (L1, L2), a
 radius around θ₀, a capped step, and sparse masks; then all of them in one training run."""
 
+import dataclasses
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from esforget.core.models import load_model
 from esforget.data.sources import build_splits
 from esforget.train import es
 from esforget.train.anchor import Anchor
+from esforget.train.job import ReplayTask
 from esforget.train.noise import sparse_masks
 from tests.shared import MICRO_COUNTDOWN
 from tests.train.test_es import THREE_ITERATIONS, micro_job
@@ -137,3 +139,31 @@ def test_a_run_with_every_variant_stays_on_its_masks_and_within_its_radius(micro
         assert torch.equal(p[~m], b[~m])
         moved += float((p - b).detach().square().sum())
     assert math.sqrt(moved) == pytest.approx(metrics["update/total_norm"][-1], rel=1e-5)
+
+
+def test_replay_adds_lambda_times_the_mean_of_the_replayed_tasks_rewards():
+    rewards = torch.tensor([[0.5, 0.0, 0.25], [1.0, 0.5, 0.0], [0.0, 0.5, 0.0]], dtype=torch.float64)
+    # new task + 0.4 × mean(prior 1, prior 2): 0.5 + 0.4·0.5, 0 + 0.4·0.5, 0.25 + 0
+    torch.testing.assert_close(es.with_replay(rewards, 0.4), torch.tensor([0.7, 0.2, 0.25], dtype=torch.float64))
+    assert torch.equal(es.with_replay(rewards[:1], 0.4), rewards[0])  # nothing replayed
+
+
+ARITH = {"kind": "arith_choice_generator", "operand_range": [1, 9], "ops": ["+"], "instruction": ""}
+
+
+def test_a_run_with_replay_climbs_the_new_tasks_reward_plus_lambda_times_the_prior_tasks(micro_model_dir, tmp_path):
+    data = build_splits(MICRO_COUNTDOWN, {"train": 16, "validation": 8, "test": 8}, seed=0)
+    prior = build_splits(ARITH, {"train": 32, "validation": 2, "test": 2}, seed=0)
+    job = dataclasses.replace(
+        micro_job(micro_model_dir, data, tmp_path / "run"),
+        replay=(ReplayTask("arith", prior["train"], "choice", 8),),
+    )
+    cfg = es.ESConfig(
+        population_size=6, replay_tasks=["arith"], replay_lambda=0.5, replay_prompts=8, **THREE_ITERATIONS
+    )
+    metrics = es.train(cfg, job)
+    assert metrics["replay/arith"].max() > 0  # the random micro model names the right option now and then
+    expected = metrics["fitness/new_task"] + 0.5 * metrics["replay/arith"]  # means over members are linear
+    assert metrics["fitness/mean"].to_list() == pytest.approx(expected.to_list(), abs=1e-12)
+    batches = [es.prompt_batch(1, t, 32, 8, stream=-2) for t in (1, 2, 3)]
+    assert batches[0] != batches[1] and batches[0] != es.prompt_batch(1, 1, 32, 8)  # its own stream

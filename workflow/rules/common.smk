@@ -86,6 +86,11 @@ def run_split(split):
     return lambda wildcards: split_path(TASK_OF[wildcards.task_id], split)
 
 
+def replay_splits(wildcards):
+    """Input function: the train split of each prior task the run's ES method replays."""
+    return [split_path(name, "train") for name in run_method(wildcards).get("replay_tasks", [])]
+
+
 def pretrain_data(wildcards):
     """The train and validation splits a tiny base is pretrained on, by task; none for other models."""
     if config["models"][MODEL_OF[wildcards.model_id]]["kind"] != "tiny":

@@ -8,6 +8,7 @@ rule train:
         base=f"{BASE_DIR}/model",
         train=run_split("train"),
         validation=run_split("validation"),
+        replay=replay_splits,
     output:
         checkpoints=directory(f"{RUN_DIR}/checkpoints"),
         metrics=f"{RUN_DIR}/metrics.parquet",
@@ -27,6 +28,7 @@ rule train:
         code=code_of("train.py"),
         method=run_method,
         task=lambda wc: TASKS[TASK_OF[wc.task_id]],
+        replay_tasks=lambda wc: {name: TASKS[name] for name in run_method(wc).get("replay_tasks", [])},
         data_seed=config["data_seed"],
     script:
         "../scripts/train.py"

@@ -14,6 +14,18 @@ to_file(snakemake.log[0])
 task = snakemake.params.task
 for split in (snakemake.input.train, snakemake.input.validation):
     check_prepared(split, task, snakemake.params.data_seed)
+replay = []  # the prior tasks an ES method replays, in its order (the rule's `replay` input)
+for (name, prior), split in zip(snakemake.params.replay_tasks.items(), snakemake.input.replay, strict=True):
+    check_prepared(split, prior, snakemake.params.data_seed)
+    replay.append(
+        {
+            "name": name,
+            "train": split,
+            "scorer": prior["scorer"],
+            "max_new_tokens": prior["max_new_tokens"],
+            "stop_strings": prior.get("stop_strings", []),
+        }
+    )
 job = {
     "method_name": snakemake.wildcards.method,
     "method": snakemake.params.method,
@@ -26,6 +38,7 @@ job = {
     "seed": int(snakemake.wildcards.seed),
     "out_dir": str(Path(snakemake.output.metrics).parent),
     "threads": snakemake.threads,
+    "replay": replay,
     # read from the config, not a rule parameter: where metrics are shown changes no output,
     # so switching it on must not rerun training
     "report_to": snakemake.config.get("logging", {}).get("report_to", []),

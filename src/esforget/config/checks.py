@@ -49,9 +49,10 @@ def check(config: dict) -> None:
         for method in config["runs"]["methods"]:
             for task in config["runs"]["tasks"]:
                 where = f"{method} (model {model}, task {task})"
-                _fits_splits(
-                    where, method_config(where, method_for_run(config, model, method, task)), task, tasks[task]
-                )
+                cfg = method_config(where, method_for_run(config, model, method, task))
+                _fits_splits(where, cfg, task, tasks[task])
+                if isinstance(cfg, ESConfig):
+                    _replayable(where, cfg, tasks)
     for name, task in tasks.items():
         source = task["source"]
         if task["scorer"] == "letter" and task["role"] != "prior":
@@ -105,6 +106,25 @@ def _fits_splits(where: str, cfg, task: str, spec: dict) -> None:
         if value is not None and split in sizes and value > sizes[split]:
             raise ValueError(
                 f"methods.{where}: {key}={value}, but tasks.{task}.splits.{split} holds {sizes[split]} items"
+            )
+
+
+def _replayable(where: str, cfg: ESConfig, tasks: dict) -> None:
+    """Refuse replay of a task that is not defined, not a prior task, scored without a reply,
+    or whose train split holds fewer prompts than each iteration replays."""
+    for name in cfg.replay_tasks:
+        key = f"methods.{where}: replay_tasks lists {name!r}"
+        if name not in tasks:
+            raise ValueError(f"{key}, not defined; defined: {sorted(tasks)}")
+        if tasks[name]["role"] != "prior":
+            raise ValueError(f"{key}, but tasks.{name}.role is {tasks[name]['role']!r}, not 'prior'")
+        if tasks[name]["scorer"] == "letter":
+            raise ValueError(f"{key}, but tasks.{name}.scorer='letter' scores no reply to reward")
+        size = tasks[name].get("splits", {}).get("train")
+        if size is not None and cfg.replay_prompts > size:
+            raise ValueError(
+                f"methods.{where}: replay_prompts={cfg.replay_prompts}, "
+                f"but tasks.{name}.splits.train holds {size} items"
             )
 
 

@@ -85,6 +85,14 @@ def by_seed(members: list[tuple[int, float]]) -> list[tuple[int, list[tuple[int,
     ]
 
 
+def with_replay(rewards: torch.Tensor, lam: float) -> torch.Tensor:
+    """Each member's fitness from its mean rewards (rows: the new task, then each replayed prior
+    task; columns: members): the new task's plus λ × the mean of the replayed tasks'."""
+    if rewards.shape[0] == 1:
+        return rewards[0]
+    return rewards[0] + lam * rewards[1:].mean(dim=0)
+
+
 def shape_fitness(fitness: torch.Tensor, mode: str, numerics: str = "master") -> torch.Tensor:
     """z-scores or centred ranks of the members' fitnesses (float64 tensor).
 
@@ -378,9 +386,10 @@ def load_state(work: Path, weights: Weights, fingerprint: dict) -> tuple[int, li
 # --- the loop --------------------------------------------------------------------------------
 
 
-def prompt_batch(seed: int, iteration: int, available: int, k: int) -> list[int]:
-    """The k training prompts of one iteration, drawn afresh from (seed, iteration)."""
-    return sorted(random.Random(member_seed(seed, iteration, -1)).sample(range(available), k))
+def prompt_batch(seed: int, iteration: int, available: int, k: int, stream: int = -1) -> list[int]:
+    """The k training prompts of one iteration, drawn afresh from (seed, iteration); `stream`
+    −1 for the new task, −2, −3, … for the replayed tasks in order."""
+    return sorted(random.Random(member_seed(seed, iteration, stream)).sample(range(available), k))
 
 
 def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
@@ -423,6 +432,14 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
         )
 
     full_train = scorer(job.train_rows)
+    if [task.name for task in job.replay] != cfg.replay_tasks:
+        raise ValueError(f"replay_tasks={cfg.replay_tasks}, but the job brings {[task.name for task in job.replay]}")
+    replayed = [
+        GreedyScorer(
+            tokenizer, t.rows, t.scorer, t.max_new_tokens, cfg.generation_batch_size, group.device, t.stop_strings
+        )
+        for t in job.replay
+    ]
     validation_rows = job.validation_rows
     if cfg.validation_size is not None:
         validation_rows = validation_rows.head(cfg.validation_size)
@@ -446,10 +463,17 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
         if cfg.prompts_per_iteration is not None:
             fitness_on = full_train.subset(prompt_batch(seed, t, job.train_rows.height, cfg.prompts_per_iteration))
 
+        replay_on = [
+            on.subset(prompt_batch(seed, t, task.rows.height, cfg.replay_prompts, stream=-2 - r))
+            for r, (on, task) in enumerate(zip(replayed, job.replay, strict=True))
+        ]
+
         # -- score this rank's members, K at a time; only the scalars are shared --
-        drafts = fitness_on.drafts(model) if cfg.draft_replies else None  # θ's own replies
+        # the scorers of this iteration (new task first, then each replayed task) and θ's own replies
+        scorers = [fitness_on, *replay_on]
+        drafts = [on.drafts(model) if cfg.draft_replies else None for on in scorers]
         members = draws(cfg, seed, t)
-        fitness = torch.zeros(len(members), dtype=torch.float64)
+        rewards = torch.zeros((len(scorers), len(members)), dtype=torch.float64)  # per scorer and member
         tokens = torch.zeros(len(members), dtype=torch.float64)
         weights.begin_members()
         mine = group.mine(len(members), block)
@@ -457,15 +481,17 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
             chunk = mine[start : start + per_forward]
             if stack is None:
                 weights.perturb(*members[chunk[0]], cfg.sigma)
-                scored = fitness_on.score(model, 1, drafts)
+                scored = [on.score(model, 1, d) for on, d in zip(scorers, drafts, strict=True)]
             else:
                 weights.fill(stack, [members[i] for i in chunk], cfg.sigma)
                 with stack:
-                    scored = fitness_on.score(model, len(chunk), drafts)
-            for i, member in zip(chunk, scored, strict=True):
-                fitness[i], tokens[i] = member.mean_reward, member.generated_tokens
+                    scored = [on.score(model, len(chunk), d) for on, d in zip(scorers, drafts, strict=True)]
+            for s, by_member in enumerate(scored):
+                for i, member in zip(chunk, by_member, strict=True):
+                    rewards[s, i], tokens[i] = member.mean_reward, tokens[i] + member.generated_tokens
         drift_norm, drift_total = weights.end_members()  # restores the last member
-        fitness, tokens = group.sum(fitness), group.sum(tokens)
+        rewards, tokens = group.sum(rewards), group.sum(tokens)
+        fitness = with_replay(rewards, cfg.replay_lambda)
         finite.require(f"ES iteration {t}", fitness=fitness)
 
         # -- the update, identical on every rank --
@@ -491,6 +517,9 @@ def train(cfg: ESConfig, job: TrainingJob) -> pl.DataFrame:
             "perf/generated_tokens": int(tokens.sum()),
             "val/accuracy": None,
         }
+        if replayed:  # fitness/* is what ES climbs: the new task's reward plus λ × the replayed tasks'
+            row["fitness/new_task"] = float(rewards[0].mean())
+            row |= {f"replay/{task.name}": float(rewards[1 + r].mean()) for r, task in enumerate(job.replay)}
         finite.require(
             f"ES iteration {t} (alpha={cfg.alpha:g}, sigma={cfg.sigma:g})",
             **{key: row[key] for key in ("update/step_norm", "update/total_norm")},

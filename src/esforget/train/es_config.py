@@ -89,6 +89,16 @@ class ESConfig:
     """Sparse ES: each tensor has a fixed random mask of this share of its entries (drawn once
     from the run seed, exactly round(share × size) entries); members are perturbed and θ moves
     only there, the rest stays at θ₀. Costs a boolean per parameter. null = every entry."""
+    replay_tasks: list[str] = field(default_factory=list)
+    """Replay (the study's future work): prior tasks (config `tasks`, `role: prior`, scored from
+    a reply) whose training prompts join every member's fitness, so that ES sees what it
+    forgets: Fᵢ = new-task reward + `replay_lambda` × the mean over these tasks of the member's
+    reward on `replay_prompts` of each task's train split, drawn afresh each iteration. Empty:
+    no replay. The prior task's test split, which evaluation scores, is never replayed."""
+    replay_lambda: Annotated[float, AtLeast(0)] = 0.0
+    """λ of replay (> 0 with `replay_tasks`, 0 without)."""
+    replay_prompts: Annotated[int, AtLeast(1)] = 16
+    """Prompts of each replayed task scored per member and iteration."""
     algorithm: str = field(default="es", repr=False)
 
     def __post_init__(self):
@@ -108,6 +118,11 @@ class ESConfig:
             raise ValueError(
                 f"sparse_share={self.sparse_share:g} with noise='low_rank': a masked low-rank perturbation is "
                 "neither low-rank nor the sparse variant; choose one"
+            )
+        if bool(self.replay_tasks) != (self.replay_lambda > 0):
+            raise ValueError(
+                f"replay_tasks={self.replay_tasks} with replay_lambda={self.replay_lambda:g}: give both (tasks "
+                "and λ > 0) or neither"
             )
         if self.step_cap is not None and self.numerics != "master":
             raise ValueError(

@@ -17,6 +17,28 @@ from esforget.tasks import read_split
 
 
 @dataclass(frozen=True)
+class ReplayTask:
+    """A prior task whose training prompts ES replays in its fitness (`ESConfig.replay_tasks`)."""
+
+    name: str
+    rows: pl.DataFrame
+    """Its training split."""
+    scorer: str
+    max_new_tokens: int
+    stop_strings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> ReplayTask:
+        return cls(
+            name=spec["name"],
+            rows=read_split(spec["train"]),
+            scorer=spec["scorer"],
+            max_new_tokens=spec["max_new_tokens"],
+            stop_strings=tuple(spec.get("stop_strings", ())),
+        )
+
+
+@dataclass(frozen=True)
 class TrainingJob:
     base_dir: Path
     """The base model's Hugging Face directory, θ₀ of the run."""
@@ -39,11 +61,14 @@ class TrainingJob:
     report_to: tuple[str, ...] = ()
     """Where per-step metrics also go while training (`esforget.train.live_metrics`): e.g.
     ("tensorboard",). Changes no number, so it is not part of the run's definition."""
+    replay: tuple[ReplayTask, ...] = ()
+    """The prior tasks an ES method replays, in the order of its `replay_tasks`."""
 
     @classmethod
     def from_spec(cls, spec: dict) -> TrainingJob:
         """The job a plain-values `spec` describes (the keys of this class, with the splits as
-        paths under `train` and `validation`), its splits read."""
+        paths under `train` and `validation`, and each replayed task's under `replay`), its
+        splits read."""
         return cls(
             base_dir=Path(spec["base_dir"]),
             train_rows=read_split(spec["train"]),
@@ -55,4 +80,5 @@ class TrainingJob:
             threads=spec.get("threads", 1),
             stop_strings=tuple(spec.get("stop_strings", ())),
             report_to=tuple(spec.get("report_to", ())),
+            replay=tuple(ReplayTask.from_spec(task) for task in spec.get("replay", ())),
         )
