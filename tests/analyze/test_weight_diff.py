@@ -374,6 +374,7 @@ def test_a_checkpoints_whole_update_adds_its_tensors_in_squares_as_stored_and_in
         {
             "numel": [1, 3],
             "fro_norm": [3.0, 4.0],
+            "base_norm": [12.0, 16.0],
             "master_fro_norm": [6.0, 8.0],
             "sparsity@0": [1.0, 0.0],
             "master_sparsity@0": [0.0, 0.0],
@@ -381,7 +382,7 @@ def test_a_checkpoints_whole_update_adds_its_tensors_in_squares_as_stored_and_in
         }
     )
     whole = summarise(table, [0.0])
-    assert (whole["fro_norm"], whole["master_fro_norm"]) == (5.0, 10.0)
+    assert (whole["fro_norm"], whole["master_fro_norm"], whole["relative_norm"]) == (5.0, 10.0, 0.25)
     assert (whole["sparsity@0/overall"], whole["sparsity@0/tensor_mean"], whole["erased@0/overall"]) == (
         0.25,
         0.5,
@@ -389,3 +390,16 @@ def test_a_checkpoints_whole_update_adds_its_tensors_in_squares_as_stored_and_in
     )
     partly = summarise(table.with_columns(master_fro_norm=pl.Series([6.0, None])), [0.0])
     assert partly["master_fro_norm"] is None and partly["erased@0/overall"] is None  # one tensor without a master
+
+
+def test_the_relative_norm_divides_by_the_whole_bases_norm(tmp_path):
+    """‖ΔW‖_F / ‖W₀‖_F over all tensors, not a mean of per-tensor ratios: here 1 / 5, though
+    the one tensor that moved started at zero (its own ratio is undefined)."""
+    base = {"x.weight": torch.tensor([[3.0, 4.0]]), "y.weight": torch.zeros(1, 2)}
+    tuned = {"x.weight": torch.tensor([[3.0, 4.0]]), "y.weight": torch.tensor([[0.6, 0.8]])}
+    base_dir, tuned_dir = save_pair(tmp_path, base, tuned)
+    table = diff_checkpoint(base_dir, tuned_dir, [1e-6])
+    assert summarise(table, [1e-6])["relative_norm"] == pytest.approx(0.2)
+    row = {r["tensor"]: r for r in table.iter_rows(named=True)}
+    assert row["x.weight"]["base_norm"] == pytest.approx(5.0) and row["x.weight"]["relative_norm"] == 0.0
+    assert math.isnan(row["y.weight"]["relative_norm"])

@@ -244,6 +244,7 @@ def per_tensor_rows(method: str, steps: list[int]) -> pl.DataFrame:
             "stored_dtype": "float32",
             "numel": numel,
             "fro_norm": norm * step,
+            "base_norm": 10 * norm,
             "sparsity@1e-06": sparsity,
             "master_fro_norm": None,
             "master_sparsity@1e-06": None,
@@ -330,6 +331,9 @@ def test_collect_sums_norms_per_checkpoint_and_names_grpo_peaks_by_rollout(run_f
         ("grpo", 2, 10.0),
         ("grpo", 4, 20.0),
     ]
+    # ‖ΔW‖ / ‖W₀‖ with ‖W₀‖ = √(30² + 40²) = 50 over the two tensors
+    es_relative = data.norms.filter(pl.col("method") == "es")["relative_norm"].to_list()
+    assert es_relative == pytest.approx([0.0, 0.3, 0.6])
     es_row = data.norms.filter((pl.col("method") == "es") & (pl.col("step") == 3)).row(0, named=True)
     assert es_row["sparsity@1e-06/overall"] == pytest.approx((10 * 0.5 + 30 * 0.1) / 40)
     assert es_row["sparsity@1e-06/tensor_mean"] == pytest.approx(0.3)

@@ -84,6 +84,7 @@ class _Totals:
         row = {
             "numel": self.numel,
             "fro_norm": fro,
+            "base_norm": base_norm,
             "relative_norm": fro / base_norm if base_norm > 0 else float("nan"),
             "max_abs": self.max_abs,
         }
@@ -224,9 +225,13 @@ def diff_run(
 
 
 def summarise(per_tensor: pl.DataFrame, thresholds: list[float]) -> dict:
-    """Whole-model figures: ‖ΔW‖_F over all parameters, overall and layer-average sparsity; where
+    """Whole-model figures: ‖ΔW‖_F over all parameters and relative to ‖W₀‖_F, overall and
+    layer-average sparsity; where
     the checkpoint keeps its fp32 master, the master's norm and sparsity and the erased share."""
     out = {"fro_norm": float((per_tensor["fro_norm"] ** 2).sum() ** 0.5)}
+    # ‖ΔW‖_F / ‖W₀‖_F over the whole model: the independent reproduction's predictor of forgetting
+    base_norm = float((per_tensor["base_norm"] ** 2).sum() ** 0.5)
+    out["relative_norm"] = out["fro_norm"] / base_norm if base_norm > 0 else float("nan")
     with_master = "master_fro_norm" in per_tensor.columns and per_tensor["master_fro_norm"].is_not_null().all()
     out["master_fro_norm"] = float((per_tensor["master_fro_norm"] ** 2).sum() ** 0.5) if with_master else None
     numel = per_tensor["numel"]

@@ -41,7 +41,7 @@ class Collected:
 
     retention: pl.DataFrame  # per run, checkpoint, evaluation task and probe (with `algorithm`)
     per_tensor: pl.DataFrame  # per run, checkpoint and tensor (with `algorithm`)
-    norms: pl.DataFrame  # per run and checkpoint: ‖ΔW‖_F and sparsity over all parameters, step 0 = 0
+    norms: pl.DataFrame  # per run and checkpoint: ‖ΔW‖_F, ‖ΔW‖_F/‖W₀‖_F, sparsity over all parameters; step 0 = 0
     peaks: pl.DataFrame  # per run: the peak-validation checkpoint
     drift: pl.DataFrame  # per ES iteration: distance from the base and summed restore drift
     metrics: list[tuple[pl.DataFrame, dict]]  # each run's metrics table with its run
@@ -53,14 +53,18 @@ def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], meth
     (model, method, task, seed) is aligned with the metrics paths."""
     algorithm = pl.col("method").replace_strict({m: spec["algorithm"] for m, spec in methods.items()})
     retention = pl.concat([read_parquet(p) for p in retention_paths]).with_columns(algorithm.alias("algorithm"))
-    needed = (*RUN_KEYS, "step", "fro_norm", "numel", *(f"sparsity@{tau:g}" for tau in thresholds))
+    needed = (*RUN_KEYS, "step", "fro_norm", "base_norm", "numel", *(f"sparsity@{tau:g}" for tau in thresholds))
     per_tensor = pl.concat([read_parquet(p, columns=needed, nonempty=True) for p in weight_paths])
     per_tensor = per_tensor.with_columns(algorithm.alias("algorithm"))
     norms = [
         {**dict(zip([*RUN_KEYS, "step"], key, strict=True)), **summarise(group, thresholds)}
         for key, group in per_tensor.group_by(*RUN_KEYS, "step")
     ]
-    starts = per_tensor.select(RUN_KEYS).unique().with_columns(pl.lit(0).alias("step"), pl.lit(0.0).alias("fro_norm"))
+    starts = (
+        per_tensor.select(RUN_KEYS)
+        .unique()
+        .with_columns(pl.lit(0).alias("step"), pl.lit(0.0).alias("fro_norm"), pl.lit(0.0).alias("relative_norm"))
+    )
     norms = pl.concat([starts, pl.DataFrame(norms)], how="diagonal_relaxed").sort(*RUN_KEYS, "step")
     tables = [read_parquet(p, columns=("step",), nonempty=True) for p in metrics_paths]  # a run logs every step
     metrics = list(zip(tables, runs, strict=True))
