@@ -403,3 +403,22 @@ def test_the_relative_norm_divides_by_the_whole_bases_norm(tmp_path):
     row = {r["tensor"]: r for r in table.iter_rows(named=True)}
     assert row["x.weight"]["base_norm"] == pytest.approx(5.0) and row["x.weight"]["relative_norm"] == 0.0
     assert math.isnan(row["y.weight"]["relative_norm"])
+
+
+def test_the_cosine_to_another_runs_update_sums_the_tensors_dot_products(tmp_path):
+    """ΔW = (1, 0 | 0, 1) and the other run's (1, 1 | 0, −1): dot 1 + (−1) = 0 over the model,
+    though neither tensor alone is orthogonal; with y's dot 0 instead the cosine is 1 / (√2 · √3)."""
+    base = {"x.weight": torch.zeros(1, 2), "y.weight": torch.ones(1, 2)}
+    tuned = {"x.weight": torch.tensor([[1.0, 0.0]]), "y.weight": torch.tensor([[1.0, 2.0]])}
+    other = {"x.weight": torch.tensor([[1.0, 1.0]]), "y.weight": torch.tensor([[1.0, 0.0]])}
+    base_dir, tuned_dir = save_pair(tmp_path, base, tuned)
+    (tmp_path / "other").mkdir()
+    save_file(other, tmp_path / "other" / "model.safetensors")
+    table = diff_checkpoint(base_dir, tuned_dir, [1e-6], compare_to=(tmp_path / "other", "float32"))
+    row = {r["tensor"]: r for r in table.iter_rows(named=True)}
+    assert (row["x.weight"]["dot_reference"], row["y.weight"]["dot_reference"]) == (1.0, -1.0)
+    assert row["x.weight"]["reference_fro_norm"] == pytest.approx(math.sqrt(2))
+    assert summarise(table, [1e-6])["cosine_reference"] == 0.0
+    only_x = table.with_columns(dot_reference=pl.Series([1.0, 0.0]))  # as if y had not moved along it
+    assert summarise(only_x, [1e-6])["cosine_reference"] == pytest.approx(1 / (math.sqrt(2) * math.sqrt(3)))
+    assert "cosine_reference" not in summarise(diff_checkpoint(base_dir, tuned_dir, [1e-6]), [1e-6])

@@ -346,3 +346,50 @@ def test_a_one_token_context_with_the_longest_option_of_its_batch_is_scored(micr
     [[got]] = LoglikScorer(tokenizer, items, batch_size=1).logprobs(model)
     whole = tokenizer("x yz", add_special_tokens=False)["input_ids"]
     assert got == pytest.approx(sequence_logprob(model, whole, len(whole) - 1), rel=1e-5)
+
+
+def test_sampled_replies_are_the_seeds_and_end_after_their_first_stop(micro_model_dir):
+    base, tokenizer = load_model(micro_model_dir), load_tokenizer(micro_model_dir)
+    prompts = chat_prompt_ids(tokenizer, ["Which is 7+8?", "Count down from 9 to 1, please.", "Hi"])
+    stop = [tokenizer.encode("1", add_special_tokens=False)[0], tokenizer.eos_token_id]
+    replies = likelihood.sample_replies(base, prompts, stop, 12, tokenizer.pad_token_id, seed=3)
+    assert replies == likelihood.sample_replies(base, prompts, stop, 12, tokenizer.pad_token_id, seed=3)
+    assert replies != likelihood.sample_replies(base, prompts, stop, 12, tokenizer.pad_token_id, seed=4)
+    for reply in replies:
+        ends = [k for k, token in enumerate(reply) if token in stop]
+        assert ends in ([], [len(reply) - 1]) and 1 <= len(reply) <= 12  # a stop only as the last token
+
+
+def test_sampled_kl_is_the_exact_kl_at_every_position_of_the_bases_replies(micro_model_dir):
+    """Against one sequence at a time, unpadded, with every logit: the mean over reply tokens of
+    KL(base ‖ tuned) of the distributions that predict them."""
+    base, tokenizer = load_model(micro_model_dir), load_tokenizer(micro_model_dir)
+    prompts = chat_prompt_ids(tokenizer, ["Which is 7+8?", "Count down from 9 to 1, please.", "Hi", "2+2"])
+    stop = [tokenizer.eos_token_id]
+    divergence = likelihood.SampledDivergence(base, prompts, stop, 10, tokenizer.pad_token_id, seed=0)
+    assert divergence(base) == 0.0
+
+    tuned = sharp_model(micro_model_dir)
+    replies = likelihood.sample_replies(base, prompts, stop, 10, tokenizer.pad_token_id, seed=0)
+    total, tokens = 0.0, 0
+    for prompt, reply in zip(prompts, replies, strict=True):
+        ids = torch.tensor([prompt + reply])
+        with torch.no_grad():
+            log_p = torch.log_softmax(base(ids).logits[0], -1)[len(prompt) - 1 : -1]  # predicting the reply
+            log_q = torch.log_softmax(tuned(ids).logits[0], -1)[len(prompt) - 1 : -1]
+        total += float(torch.nn.functional.kl_div(log_q, log_p, log_target=True, reduction="sum"))
+        tokens += len(reply)
+    assert divergence.tokens == tokens
+    assert divergence(tuned) == pytest.approx(total / tokens, rel=1e-4)
+    assert divergence(tuned) > 0
+
+
+def test_sampled_kl_is_the_same_when_the_logit_budget_splits_the_replies_into_batches(micro_model_dir, monkeypatch):
+    base, tokenizer = load_model(micro_model_dir), load_tokenizer(micro_model_dir)
+    prompts = chat_prompt_ids(tokenizer, ["Which is 7+8?", "Count down from 9 to 1, please.", "Hi", "2+2"])
+    tuned = sharp_model(micro_model_dir)
+    whole = likelihood.SampledDivergence(base, prompts, [tokenizer.eos_token_id], 10, tokenizer.pad_token_id, 0)
+    monkeypatch.setattr(likelihood, "LOGIT_BUDGET", len(tokenizer) * 30)  # a batch or two of rows
+    split = likelihood.SampledDivergence(base, prompts, [tokenizer.eos_token_id], 10, tokenizer.pad_token_id, 0)
+    assert len(split.batches) > len(whole.batches)
+    assert split(tuned) == pytest.approx(whole(tuned), rel=1e-6)

@@ -62,6 +62,9 @@ def test_retention_table_scores_every_checkpoint_on_every_task(workdir):
         assert [r[2] for r in kl if r[1] == "arith"][0] == 0.0 and all(
             r[2] > 0 for r in kl if r[1] == "arith" and r[0] > 0
         )
+        # RL's Razor's KL on the base's sampled replies: every task, zero at the base, positive once trained
+        sampled = table.filter(pl.col("probe") == "generative").select("step", "kl_sampled").rows()
+        assert all((kl == 0.0) if step == 0 else (kl > 0) for step, kl in sampled)
     # Step 0 is the base for both methods: the same numbers.
     es0 = read(workdir, "results/micro-*/es/countdown-*/seed0/retention.parquet").filter(pl.col("step") == 0)
     grpo0 = read(workdir, "results/micro-*/grpo/countdown-*/seed0/retention.parquet").filter(pl.col("step") == 0)

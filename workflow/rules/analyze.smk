@@ -2,6 +2,7 @@ rule analyze_weights:
     input:
         base=f"{BASE_DIR}/model",
         checkpoints=f"{RUN_DIR}/checkpoints",
+        compare_to=compared_checkpoints,
     output:
         f"{RUN_DIR}/weight_diff.parquet",
     log:
@@ -17,6 +18,7 @@ rule analyze_weights:
         code=code_of("analyze_weights.py"),
         analysis=config["analysis"],
         reference_dtype=lambda wc: training_dtype(run_method(wc)),
+        compare_dtype=compared_dtype,
         names=names,
     script:
         "../scripts/analyze_weights.py"

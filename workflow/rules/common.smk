@@ -91,6 +91,36 @@ def replay_splits(wildcards):
     return [split_path(name, "train") for name in run_method(wildcards).get("replay_tasks", [])]
 
 
+def compared_run(wildcards):
+    """The run whose update this run's is compared with (config `analysis.compare_to`): the same
+    model, task and seed under that method; None for that method's own runs, or where the
+    config has no such run."""
+    other = config["analysis"].get("compare_to")
+    if other is None or other == wildcards.method:
+        return None
+    run = {
+        "model": MODEL_OF[wildcards.model_id],
+        "method": other,
+        "task": TASK_OF[wildcards.task_id],
+        "seed": int(wildcards.seed),
+    }
+    return run if run in all_runs(config) else None
+
+
+def compared_checkpoints(wildcards):
+    """Input function: the compared run's checkpoints (`compared_run`), or none."""
+    run = compared_run(wildcards)
+    return [] if run is None else f"{layout.run_dir(config, **run)}/checkpoints"
+
+
+def compared_dtype(wildcards):
+    """The dtype the compared run started from (its ΔW is taken against the base rounded to it)."""
+    run = compared_run(wildcards)
+    if run is None:
+        return None
+    return training_dtype(method_for_run(config, run["model"], run["method"], run["task"]))
+
+
 def pretrain_data(wildcards):
     """The train and validation splits a tiny base is pretrained on, by task; none for other models."""
     if config["models"][MODEL_OF[wildcards.model_id]]["kind"] != "tiny":

@@ -20,6 +20,12 @@ table = diff_run(
     analysis["sparsity_thresholds"],
     rank=analysis.get("rank", False),
     reference_dtype=snakemake.params.reference_dtype,  # ΔW against the base as training saw it
+    # the final update of the run it is compared with (config analysis.compare_to), if any
+    compare_to=(
+        (list_checkpoints(snakemake.input.compare_to)[-1][1], snakemake.params.compare_dtype)
+        if snakemake.input.compare_to
+        else None
+    ),
 )
 run = snakemake.params.names
 labels = {"model": run["model"], "method": run["method"], "train_task": run["task"], "seed": run["seed"]}

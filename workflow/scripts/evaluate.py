@@ -28,15 +28,19 @@ tasks = {
     for name, path in zip(evaluation["tasks"], snakemake.input.tasks, strict=True)
 }
 run = snakemake.params.names
+# the base's replies for the sampled KL: the same for every run of the model (seeded with data_seed)
+sampled = {"sampled_kl_prompts": evaluation["sampled_kl_prompts"], "seed": snakemake.params.data_seed}
 if snakemake.rule == "evaluate_base":
     labels = {"model": run["model"], "method": "base", "train_task": "", "seed": 0}
     checkpoints = [(0, snakemake.input.model)]
-    table = evaluate(checkpoints, tasks, labels, evaluation["batch_size"], snakemake.input.model, snakemake.threads)
+    table = evaluate(
+        checkpoints, tasks, labels, evaluation["batch_size"], snakemake.input.model, snakemake.threads, **sampled
+    )
 else:
     labels = {"model": run["model"], "method": run["method"], "train_task": run["task"], "seed": run["seed"]}
     checkpoints = list_checkpoints(snakemake.input.checkpoints)
     table = evaluate(
-        checkpoints, tasks, labels, evaluation["batch_size"], snakemake.input.base_model, snakemake.threads
+        checkpoints, tasks, labels, evaluation["batch_size"], snakemake.input.base_model, snakemake.threads, **sampled
     )
     table = with_base(table, read_parquet(snakemake.input.base), labels)
 write_parquet(table, snakemake.output[0])

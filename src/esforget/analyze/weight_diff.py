@@ -101,8 +101,11 @@ class _StoredAndMaster:
         self.stored = _Totals(thresholds)
         self.master = _Totals(thresholds) if with_master else None
         self.erased = dict.fromkeys(thresholds, 0)
+        self.dot = 0.0  # ⟨ΔW, ΔW_reference⟩, where a reference update is given
 
-    def add(self, stored: torch.Tensor, master: torch.Tensor | None) -> None:
+    def add(self, stored: torch.Tensor, master: torch.Tensor | None, reference: torch.Tensor | None = None) -> None:
+        if reference is not None:
+            self.dot += float((stored.double() * reference.double()).sum())
         self.stored.add(stored)
         if self.master is None:
             return
@@ -145,9 +148,10 @@ def diff_checkpoint(
     thresholds: list[float],
     rank: bool = False,
     reference_dtype: str = "float32",
+    compare_to: tuple[Path, str] | None = None,
 ) -> pl.DataFrame:
     """One row per parameter tensor: name, layer, bucket, stored dtype and the metrics."""
-    return diff_run(base_dir, [(0, Path(tuned_dir))], thresholds, rank, reference_dtype).drop("step")
+    return diff_run(base_dir, [(0, Path(tuned_dir))], thresholds, rank, reference_dtype, compare_to).drop("step")
 
 
 def diff_run(
@@ -156,6 +160,7 @@ def diff_run(
     thresholds: list[float],
     rank: bool = False,
     reference_dtype: str = "float32",
+    compare_to: tuple[Path, str] | None = None,
 ) -> pl.DataFrame:
     """Every checkpoint of a run against the base in one pass over the base's tensors.
 
@@ -165,9 +170,20 @@ def diff_run(
     whole tensor, let alone two models. The base is rounded to `reference_dtype`, the dtype
     the run started from; ΔW is computed in fp32 whatever dtype was stored. One row per
     (step, tensor).
+
+    `compare_to` (a checkpoint of another run from the same base, and the dtype that run
+    started from) adds each tensor's ⟨ΔW, ΔW_other⟩ (`dot_reference`, float64) and ‖ΔW_other‖
+    (`reference_fro_norm`), so that `summarise` gives the cosine between the two updates
+    (Hoy et al., arXiv 2604.01499: ES's and GRPO's update directions are nearly orthogonal).
     """
     reference = getattr(torch, reference_dtype)  # "float32" | "bfloat16" | "float16", checked by the configs
     base_index = tensor_files(base_dir)
+    if compare_to is not None:
+        other_dir, other_dtype = Path(compare_to[0]), getattr(torch, compare_to[1])
+        other_index = tensor_files(other_dir)
+        if set(other_index) != set(base_index):
+            differing = sorted(set(base_index) ^ set(other_index))[:5]
+            raise ValueError(f"{other_dir} and {base_dir} hold different tensors, e.g. {differing}")
     indexes = []
     for step, path in checkpoints:
         master = tensor_files(path / MASTER_DIR) if (path / MASTER_DIR).is_dir() else None
@@ -195,13 +211,18 @@ def diff_run(
                     if f is not None and f.shape(name) != shape:
                         raise ValueError(f"{name}: shape {tuple(f.shape(name))} in {where} vs {tuple(shape)} in base")
             totals = [_StoredAndMaster(thresholds, master_file is not None) for _, master_file in tuned]
-            base_squares = 0.0
+            base_squares, other_squares = 0.0, 0.0
             for a, b in _row_ranges(shape):
-                base_rows = base.rows(name, a, b).to(reference).float()
+                raw = base.rows(name, a, b)
+                base_rows = raw.to(reference).float()
                 base_squares += float(base_rows.norm()) ** 2
+                other = None
+                if compare_to is not None:
+                    other = reader(other_index[name]).rows(name, a, b).float() - raw.to(other_dtype).float()
+                    other_squares += float(other.double().square().sum())
                 for (file, master_file), total in zip(tuned, totals, strict=True):
                     master_delta = master_file.rows(name, a, b).float() - base_rows if master_file else None
-                    total.add(file.rows(name, a, b).float() - base_rows, master_delta)
+                    total.add(file.rows(name, a, b).float() - base_rows, master_delta, other)
             for (step, _, _, _), (file, _), total in zip(indexes, tuned, totals, strict=True):
                 row = {
                     "step": step,
@@ -211,6 +232,8 @@ def diff_run(
                     "stored_dtype": str(file.dtype(name)).removeprefix("torch."),
                     **total.metrics(base_squares**0.5),
                 }
+                if compare_to is not None:
+                    row["dot_reference"], row["reference_fro_norm"] = total.dot, other_squares**0.5
                 if rank:
                     row["rank_percent"] = _rank_percent(base, file, name, reference)
                 rows.append(row)
@@ -226,12 +249,15 @@ def diff_run(
 
 def summarise(per_tensor: pl.DataFrame, thresholds: list[float]) -> dict:
     """Whole-model figures: ‖ΔW‖_F over all parameters and relative to ‖W₀‖_F, overall and
-    layer-average sparsity; where
-    the checkpoint keeps its fp32 master, the master's norm and sparsity and the erased share."""
+    layer-average sparsity, the cosine to a reference update where one was compared; where the
+    checkpoint keeps its fp32 master, the master's norm and sparsity and the erased share."""
     out = {"fro_norm": float((per_tensor["fro_norm"] ** 2).sum() ** 0.5)}
     # ‖ΔW‖_F / ‖W₀‖_F over the whole model: the independent reproduction's predictor of forgetting
     base_norm = float((per_tensor["base_norm"] ** 2).sum() ** 0.5)
     out["relative_norm"] = out["fro_norm"] / base_norm if base_norm > 0 else float("nan")
+    if "dot_reference" in per_tensor.columns and per_tensor["dot_reference"].is_not_null().all():
+        lengths = out["fro_norm"] * float((per_tensor["reference_fro_norm"] ** 2).sum() ** 0.5)
+        out["cosine_reference"] = float(per_tensor["dot_reference"].sum()) / lengths if lengths > 0 else float("nan")
     with_master = "master_fro_norm" in per_tensor.columns and per_tensor["master_fro_norm"].is_not_null().all()
     out["master_fro_norm"] = float((per_tensor["master_fro_norm"] ** 2).sum() ** 0.5) if with_master else None
     numel = per_tensor["numel"]

@@ -25,6 +25,8 @@ def check(config: dict) -> None:
     _subset("runs.methods", config["runs"]["methods"], config["methods"])
     _subset("runs.tasks", config["runs"]["tasks"], tasks)
     _subset("evaluation.tasks", config["evaluation"]["tasks"], tasks)
+    if "compare_to" in config["analysis"]:
+        _subset("analysis.compare_to", [config["analysis"]["compare_to"]], dict.fromkeys(config["runs"]["methods"]))
     for name in config["runs"]["tasks"]:
         if tasks[name]["role"] != "new":
             raise ValueError(f"runs.tasks lists {name!r}, but tasks.{name}.role is {tasks[name]['role']!r}, not 'new'")

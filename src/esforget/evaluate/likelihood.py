@@ -1,5 +1,6 @@
 """Forward-pass probes of a checkpoint: the evaluation harnesses' log-likelihood probe of
-multiple-choice tasks, and the divergence of a tuned model from its base.
+multiple-choice tasks, and the divergence of a tuned model from its base — on a task's prompts
+(`Divergence`), and on replies the base samples for them (`SampledDivergence`, RL's Razor).
 
 Why by hand: lm-evaluation-harness defines the log-likelihood probe, but it loads each model
 itself; run beside our generative probe it would load every checkpoint twice and tokenise the
@@ -103,14 +104,21 @@ def logit_budget_batches(
 ) -> list[PromptBatch]:
     """`sequences` longest first, in batches whose logits (rows × width × vocabulary) stay
     within LOGIT_BUDGET: short prompts share a batch with many others, long ones with few."""
+    return [
+        pad_left([sequences[i] for i in chunk], pad_id, device) for chunk in logit_budget_chunks(sequences, vocabulary)
+    ]
+
+
+def logit_budget_chunks(sequences: list[list[int]], vocabulary: int) -> list[list[int]]:
+    """The indices of `logit_budget_batches`' batches."""
     tokens = max(1, LOGIT_BUDGET // vocabulary)
-    ordered = [sequences[i] for i in longest_first(sequences)]
+    ordered = longest_first(sequences)
     chunks, start = [], 0
     while start < len(ordered):
-        rows = max(1, tokens // len(ordered[start]))  # the chunk's first sequence is its widest
+        rows = max(1, tokens // len(sequences[ordered[start]]))  # the chunk's first sequence is its widest
         chunks.append(ordered[start : start + rows])
         start += rows
-    return [pad_left(chunk, pad_id, device) for chunk in chunks]
+    return chunks
 
 
 def _argmax(values: list[float]) -> int:
@@ -188,3 +196,94 @@ class Divergence:
             total += float(per_token[mask].sum())
             tokens += int(mask.sum())
         return total / tokens
+
+
+class SampledDivergence:
+    """KL(base ‖ tuned) on the distribution of a task's replies: RL's Razor's predictor of
+    forgetting ("RL's Razor", arXiv 2509.04259), which measures it on the *new* task.
+
+    Once per job the base samples one reply per prompt (temperature 1, no top-k or top-p, the
+    global torch generator seeded with `seed`; a reply ends after its first stop id, which
+    counts as a token). For each checkpoint, at every position of those replies the exact KL
+    between the base's and the checkpoint's next-token distributions (full vocabulary, fp32
+    log-softmax, summed in float64), averaged over all reply tokens. Its expectation is the
+    sequence-level KL(π₀ ‖ π) per token, as the Monte-Carlo estimator of `kschweig/es-awd`
+    (`evaluation/evaluate_kl_divergence.py`: the mean over sampled tokens of log π₀(y) − log π(y))
+    has; replacing each sampled token's log-ratio by its expectation under the base at that
+    prefix lowers the variance. Direction: the base's distribution first, as theirs.
+    """
+
+    def __init__(
+        self,
+        base: PreTrainedModel,
+        prompt_ids: list[list[int]],
+        stop: list[int],
+        max_new_tokens: int,
+        pad_id: int,
+        seed: int,
+        device: str = "cpu",
+    ):
+        self.base = base
+        replies = sample_replies(base, prompt_ids, stop, max_new_tokens, pad_id, seed, device)
+        kept = [i for i, reply in enumerate(replies) if reply]
+        sequences = [prompt_ids[i] + replies[i] for i in kept]
+        widths = [len(replies[i]) for i in kept]
+        vocabulary = base.get_output_embeddings().weight.shape[0]
+        self.batches = [
+            (pad_left([sequences[i] for i in chunk], pad_id, device), [widths[i] for i in chunk])
+            for chunk in logit_budget_chunks(sequences, vocabulary)
+        ]
+        self.tokens = sum(widths)
+
+    @torch.inference_mode()
+    def __call__(self, tuned: PreTrainedModel) -> float:
+        total = 0.0
+        for batch, widths in self.batches:
+            keep = max(widths) + 1  # rows are left-padded: every reply ends at the last position
+            inputs = {
+                "input_ids": batch.input_ids,
+                "attention_mask": batch.attention_mask,
+                "position_ids": batch.position_ids,
+                "logits_to_keep": keep,
+            }
+            log_p = torch.log_softmax(self.base(**inputs).logits[:, :-1].float(), dim=-1)  # predicts the last keep − 1
+            log_q = torch.log_softmax(tuned(**inputs).logits[:, :-1].float(), dim=-1)
+            per_token = (log_p.exp() * (log_p - log_q)).sum(-1)
+            for row, width in enumerate(widths):
+                total += float(per_token[row, per_token.shape[1] - width :].double().sum())
+        return total / self.tokens if self.tokens else float("nan")
+
+
+@torch.inference_mode()
+def sample_replies(
+    model: PreTrainedModel,
+    prompt_ids: list[list[int]],
+    stop: list[int],
+    max_new_tokens: int,
+    pad_id: int,
+    seed: int,
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> list[list[int]]:
+    """One reply per prompt sampled from `model` at temperature 1 without truncation (so the
+    samples follow the model's own distribution), cut after its first stop id."""
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=stop,
+        pad_token_id=pad_id,
+    )
+    torch.manual_seed(seed)
+    replies = []
+    for start in range(0, len(prompt_ids), batch_size):
+        batch = pad_left(prompt_ids[start : start + batch_size], pad_id, device)
+        out = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask, generation_config=config)
+        for row in out[:, batch.input_ids.shape[1] :].tolist():
+            ends = [k for k, token in enumerate(row) if token in stop]
+            replies.append(row[: ends[0] + 1] if ends else row)
+    return replies

@@ -8,9 +8,11 @@ Each checkpoint is loaded once and scored on all tasks (new and prior) by
     graders beside the authors' exact match);
   - the log-likelihood probe (multiple-choice tasks): the evaluation harnesses' acc and
     acc_norm (`esforget.evaluate.likelihood.LoglikScorer`);
-and, on prior tasks, by its divergence from the base: mean per-token KL(base ‖ checkpoint)
-over the task's prompts. Prompts are tokenised once for all checkpoints; the base stays
-loaded for the divergence.
+and by its divergence from the base: on prior tasks the mean per-token KL(base ‖ checkpoint)
+over the task's prompts (`kl_from_base`); on every task scored from a reply, RL's Razor's
+KL(base ‖ checkpoint) over replies the base samples to the first `sampled_kl_prompts` prompts
+(`kl_sampled`, `esforget.evaluate.likelihood.SampledDivergence`). Prompts are tokenised and the
+base's replies sampled once for all checkpoints; the base stays loaded for the divergences.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from tqdm import tqdm
 
 from esforget.core.models import load_model, load_tokenizer
 from esforget.core.statistics import wilson_interval
-from esforget.decoding.greedy_scorer import GreedyScorer
-from esforget.evaluate.likelihood import Divergence, LetterScorer, LoglikScorer, longest_first
+from esforget.decoding.greedy_scorer import GreedyScorer, stop_ids
+from esforget.evaluate.likelihood import Divergence, LetterScorer, LoglikScorer, SampledDivergence, longest_first
 from esforget.tasks import correct_threshold, score_replies
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ COLUMNS = {
     "ci_high": pl.Float64,
     "mean_generated_tokens": pl.Float64,  # generative probe only
     "kl_from_base": pl.Float64,  # prior tasks only: mean per-token KL(base ‖ checkpoint) on the prompts
+    "kl_sampled": pl.Float64,  # per-token KL(base ‖ checkpoint) on replies the base sampled (RL's Razor)
 }
 
 
@@ -66,18 +69,23 @@ def evaluate(
     batch_size: int,
     base_dir: str | Path,
     threads: int = 1,
+    sampled_kl_prompts: int = 0,
+    seed: int = 0,
 ) -> pl.DataFrame:
-    """Score each (step, checkpoint dir) on each task; `labels` fills model/method/train_task/seed."""
+    """Score each (step, checkpoint dir) on each task; `labels` fills model/method/train_task/seed.
+    `sampled_kl_prompts` (0: none) of each task's prompts, in the split's order, get replies
+    sampled from the base with `seed` for `kl_sampled`."""
     torch.set_num_threads(threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = load_tokenizer(checkpoints[0][1])
-    greedy = {
-        name: _longest_first(
-            GreedyScorer(tokenizer, task.rows, task.scorer, task.max_new_tokens, batch_size, device, task.stop_strings)
+    in_order = {
+        name: GreedyScorer(
+            tokenizer, task.rows, task.scorer, task.max_new_tokens, batch_size, device, task.stop_strings
         )
         for name, task in tasks.items()
         if task.scorer != "letter"
     }
+    greedy = {name: _longest_first(scorer) for name, scorer in in_order.items()}
     letter = {
         name: LetterScorer(tokenizer, task.rows, batch_size, device)
         for name, task in tasks.items()
@@ -94,12 +102,27 @@ def evaluate(
         for name, task in tasks.items()
         if task.prior
     }
+    sampled = {
+        name: SampledDivergence(
+            base,
+            scorer.prompt_ids[:sampled_kl_prompts],
+            stop_ids(tokenizer, base),
+            tasks[name].max_new_tokens,
+            tokenizer.pad_token_id,
+            seed,
+            device,
+        )
+        for name, scorer in in_order.items()
+        if sampled_kl_prompts > 0
+    }
     records = []
     for step, path in tqdm(checkpoints, desc="checkpoints", unit="ckpt"):
         model = load_model(path, device=device)
         for name in tasks:
             labelled = {**labels, "step": step, "eval_task": name}
             kl = divergence[name](model) if name in divergence else None
+            kl_sampled = sampled[name](model) if name in sampled else None
+            count = len(records)
             if name in letter:
                 records.append(_row(labelled, "answer_letter", letter[name](model), None, kl))
             else:
@@ -114,7 +137,17 @@ def evaluate(
                 choices = loglik[name](model)
                 records.append(_row(labelled, "loglikelihood", choices.acc, None, kl))
                 records.append(_row(labelled, "loglikelihood_norm", choices.acc_norm, None, kl))
-            log.info("step %d %s %s accuracy %.4f kl %s", step, name, records[-1]["probe"], records[-1]["accuracy"], kl)
+            for record in records[count:]:
+                record["kl_sampled"] = kl_sampled
+            log.info(
+                "step %d %s %s accuracy %.4f kl %s sampled kl %s",
+                step,
+                name,
+                records[-1]["probe"],
+                records[-1]["accuracy"],
+                kl,
+                kl_sampled,
+            )
     return pl.DataFrame(records, schema=COLUMNS)
 
 

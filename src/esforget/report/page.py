@@ -54,7 +54,10 @@ def collect(retention_paths, weight_paths, metrics_paths, runs: list[dict], meth
     algorithm = pl.col("method").replace_strict({m: spec["algorithm"] for m, spec in methods.items()})
     retention = pl.concat([read_parquet(p) for p in retention_paths]).with_columns(algorithm.alias("algorithm"))
     needed = (*RUN_KEYS, "step", "fro_norm", "base_norm", "numel", *(f"sparsity@{tau:g}" for tau in thresholds))
-    per_tensor = pl.concat([read_parquet(p, columns=needed, nonempty=True) for p in weight_paths])
+    # diagonal: only runs compared with another method's update have `dot_reference` (analysis.compare_to)
+    per_tensor = pl.concat(
+        [read_parquet(p, columns=needed, nonempty=True) for p in weight_paths], how="diagonal_relaxed"
+    )
     per_tensor = per_tensor.with_columns(algorithm.alias("algorithm"))
     norms = [
         {**dict(zip([*RUN_KEYS, "step"], key, strict=True)), **summarise(group, thresholds)}
