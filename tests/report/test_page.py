@@ -7,7 +7,7 @@ import shutil
 import polars as pl
 import pytest
 
-from esforget.report import charts, findings, summaries
+from esforget.report import charts, findings, predictors, summaries
 from esforget.report import page as report
 from esforget.report.page import collect, precision_table, render, table_html, validation_peaks
 from esforget.report.summaries import accuracy_table, layer_sparsity, tradeoff_points
@@ -213,6 +213,7 @@ def retention_rows(method: str, steps_and_accuracy: list[tuple[int, float, float
                     "ci_low": accuracy - 0.05,
                     "ci_high": accuracy + 0.05,
                     "kl_from_base": 0.01 * step,
+                    "kl_sampled": 0.02 * step,
                 }
             )
         rows.append(
@@ -226,6 +227,7 @@ def retention_rows(method: str, steps_and_accuracy: list[tuple[int, float, float
                 "ci_low": 0.97,
                 "ci_high": 1.0,
                 "kl_from_base": 0.01 * step,
+                "kl_sampled": 0.02 * step,
             }
         )
     return pl.DataFrame(rows)
@@ -776,6 +778,7 @@ def test_the_findings_table_holds_each_findings_estimate_and_verdict(run_files, 
         findings.Finding("Q?", "another", None, findings.INCONCLUSIVE),
     ]
     monkeypatch.setattr(findings, "all_findings", lambda checkpoints: found)
+    monkeypatch.setattr(predictors, "predictor_findings", lambda table, fits: [])
     table = report.tables(data, ["arith"], THRESHOLDS, METHODS)["findings"]
     assert table.rows() == [
         ("Q?", "a comparison", -1.5, -2.5, -0.5, 6, "supported", "a note", found[0].sentence()),

@@ -23,13 +23,13 @@ from docutils.core import publish_parts
 
 from esforget.analyze.weight_diff import summarise
 from esforget.core.files import atomic_path, read_parquet
-from esforget.report import charts, findings, summaries
+from esforget.report import charts, findings, predictors, summaries
 from esforget.report.summaries import RUN_KEYS, over_seeds
 
 FIGURES = ("tradeoff", "dose_norm", "dose_kl", "curves", "norm", "divergence", "sparsity", "drift")
 """Every figure of the report, by key (file names `figures/<key>.svg|png`, captions
 `workflow/report/<key>.rst`)."""
-TABLES = ("accuracy", "matched", "findings", "slopes_norm", "slopes_kl", "precision", "checkpoints")
+TABLES = ("accuracy", "matched", "findings", "slopes_norm", "slopes_kl", "predictors", "precision", "checkpoints")
 """Every table of the report, by key (file names `<key>.parquet`)."""
 PNG_SCALE = 2
 """PNG pixels per SVG pixel: sharp on high-density screens and in slides."""
@@ -214,7 +214,9 @@ def caption_html(caption: str) -> str:
 def tables(data: Collected, prior_tasks: list[str], thresholds: list[float], methods: dict) -> dict[str, pl.DataFrame]:
     """Every table of the report (also written as parquet by the rule)."""
     checkpoints = summaries.checkpoint_table(data.retention, data.norms, prior_tasks)
-    found = findings.all_findings(checkpoints)
+    predictor_points = predictors.predictor_table(data.retention, data.norms, prior_tasks, thresholds[0])
+    predictor_fits = predictors.predictor_fits(predictor_points)
+    found = findings.all_findings(checkpoints) + predictors.predictor_findings(predictor_points, predictor_fits)
     return {
         "checkpoints": checkpoints,
         "findings": pl.DataFrame(
@@ -238,6 +240,7 @@ def tables(data: Collected, prior_tasks: list[str], thresholds: list[float], met
         "matched": summaries.matched_accuracy_table(checkpoints, findings.LEVELS),
         "slopes_norm": summaries.slope_table(checkpoints, "fro_norm"),
         "slopes_kl": summaries.slope_table(checkpoints.drop_nulls("kl"), "kl"),
+        "predictors": predictor_fits,
         "precision": precision_table(data.norms, data.per_tensor, data.drift, methods, thresholds),
     }
 
@@ -342,6 +345,7 @@ SECTIONS = [
     ("New-task against prior-task accuracy", ["tradeoff"]),
     ("Forgetting at matched new-task accuracy", ["matched"]),
     ("Does forgetting follow the size of the update?", ["dose_norm", "slopes_norm", "dose_kl", "slopes_kl"]),
+    ("What predicts forgetting", ["predictors"]),
     ("Training", ["curves"]),
     ("Size of the update", ["norm"]),
     ("How far the output distribution moved", ["divergence"]),
@@ -360,6 +364,15 @@ TABLE_CAPTIONS = {
     "over seeds: a run's checkpoints are not independent, its seeds are.",
     "slopes_kl": "Each run's least-squares slope of prior-task change on KL(base ‖ checkpoint) (points per unit "
     "KL), mean over seeds.",
+    "predictors": "Each measure of how far a checkpoint moved against the prior-task change it shows (points, "
+    "the authors' probe), over every checkpoint after the base: <em>r2</em> of the least-squares line and "
+    "Spearman's <em>rho</em>, over all runs (<em>scope</em> all) and within each algorithm, with 95 % "
+    "intervals from a bootstrap over runs (1,000 draws; a run's checkpoints are not independent). "
+    "<em>kl_sampled_new</em>: KL(base ‖ checkpoint) on replies the base samples to the new task's prompts "
+    "(RL's Razor); <em>kl_prior</em>: on the prior task's prompts; <em>relative_norm</em>: ‖ΔW‖_F / ‖W₀‖_F; "
+    "<em>fro_norm</em>: ‖ΔW‖_F; <em>unchanged</em>: share of entries with |ΔW| ≤ τ (the first τ); "
+    "<em>cosine_reference</em>: cosine to the final update of the method named by analysis.compare_to. "
+    "A measure not taken in this configuration is left out.",
     "precision": "At each run's final checkpoint, mean over seeds. <em>numerics</em>: how the run's arithmetic "
     "rounded (ES <em>authors</em>: in place in its dtype, restores that drift, the update rounded member by "
     "member; ES <em>master</em>: an exact fp32 master); <em>stored_dtype</em>: what the checkpoint holds. "
