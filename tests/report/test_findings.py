@@ -9,12 +9,13 @@ from esforget.report.findings import (
     NOT_SUPPORTED,
     SUPPORTED,
     Finding,
+    es_losses_recover,
     forgetting_at_matched_accuracy,
     forgetting_follows_norm_across_methods,
     forgetting_follows_norm_within_methods,
     probe_dependence,
 )
-from esforget.report.summaries import checkpoint_table
+from esforget.report.summaries import checkpoint_table, dip_table, run_dips
 
 STEPS = [0, 10, 20, 30]
 NEW = [0.20, 0.26, 0.32, 0.40]  # base + 6, + 12, + 20 points
@@ -145,3 +146,41 @@ def test_a_probe_that_disagrees_makes_the_answer_depend_on_the_probe():
         "question 1 on arith at base + 5%, probe by probe — supported "
         "(generative: supported; loglikelihood: not supported)"
     )
+
+
+def dipping(depths: dict[int, list[float]]) -> pl.DataFrame:
+    """Three seeds each of ES and GRPO whose prior accuracy (from 0.90) follows `depths[seed]`,
+    in points below the base at steps 10, 20, 30; GRPO never moves."""
+    runs = {}
+    for seed, depth in depths.items():
+        runs[("es", "es", seed)] = {
+            "prior": {"generative": [0.90] + [0.90 - d / 100 for d in depth]},
+            "norm": [0, 1, 2, 3],
+        }
+        runs[("grpo", "grpo", seed)] = {"prior": {"generative": [0.90] * 4}, "norm": [0, 1, 2, 3]}
+    return checkpoint_table(*tables(runs), prior_tasks=["arith"])
+
+
+def test_a_runs_dip_is_its_deepest_change_where_it_was_and_what_came_back():
+    dips = run_dips(dipping({0: [4.0, 10.0, 2.0], 1: [6.0, 6.0, 6.0], 2: [1.0, 2.0, 3.0]}))
+    es = dips.filter(pl.col("algorithm") == "es").sort("seed")
+    assert es["deepest"].to_list() == pytest.approx([-10.0, -6.0, -3.0])
+    assert es["deepest_step"].to_list() == [20, 10, 30]  # the first of equal dips
+    assert es["final"].to_list() == pytest.approx([-2.0, -6.0, -3.0])
+    assert es["recovered"].to_list() == pytest.approx([8.0, 0.0, 0.0])
+    grpo = dips.filter(pl.col("algorithm") == "grpo")
+    assert grpo["deepest"].to_list() == [0.0] * 3 and grpo["recovered"].to_list() == [0.0] * 3
+    table = dip_table(dipping({0: [4.0, 10.0, 2.0], 1: [6.0, 6.0, 6.0], 2: [1.0, 2.0, 3.0]}))
+    assert table.filter(pl.col("method") == "es")["recovered"].to_list() == pytest.approx([8 / 3])
+    assert table.filter(pl.col("method") == "es")["median_deepest_step"].to_list() == [20.0]
+
+
+def test_losses_that_come_back_by_the_end_support_transient_drift_and_lasting_ones_do_not():
+    transient = es_losses_recover(dipping({0: [6.0, 10.0, 1.0], 1: [5.0, 9.0, 0.5], 2: [7.0, 11.0, 1.5]}))
+    [finding] = transient  # one ES method, one prior task; GRPO is not asked
+    assert finding.estimate.value == pytest.approx(9.0) and finding.estimate.n == 3
+    assert finding.verdict == SUPPORTED
+    assert "final -1.0 points" in finding.note
+    lasting = es_losses_recover(dipping({0: [6.0, 10.0, 10.0], 1: [5.0, 9.0, 9.0], 2: [7.0, 11.0, 11.0]}))
+    assert lasting[0].estimate.value == 0.0 and lasting[0].verdict == NOT_SUPPORTED
+    assert es_losses_recover(dipping({0: [0.0, 0.0, 0.0]})) == []  # no run dipped: nothing to ask

@@ -17,6 +17,8 @@ the update norm ‖ΔW‖_F and the KL from the base. The questions:
    ‖ΔW‖_F over all runs, and ES's shift at equal norm (a regression on norm and an ES
    indicator) — inconclusive where ES's and GRPO's norms do not overlap.
 4. Does the answer depend on the probe? Question 1's verdicts compared across probes.
+5. Do ES's prior-task losses recover by the end? Per ES method: what came back of each run's
+   deepest dip by its last checkpoint, mean and t interval over the runs that dipped.
 
 Verdicts: *supported* when the interval excludes zero on the side the question claims;
 *not supported* when it excludes zero on the other side, or (for accuracy differences) lies
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from esforget.core.statistics import Estimate, difference_interval, mean_interval, shift_at_equal_x, slope_interval
-from esforget.report.summaries import RUN, matched_changes, run_slopes
+from esforget.report.summaries import RUN, matched_changes, run_dips, run_slopes
 
 LEVELS = (0.05, 0.10)
 """New-task accuracy gains over the base at which forgetting is compared (question 1)."""
@@ -215,6 +217,33 @@ def probe_dependence(matched: list[Finding]) -> list[Finding]:
     return found
 
 
+def es_losses_recover(table: pl.DataFrame, probe: str = "generative") -> list[Finding]:
+    """Question 5 (anchored weight decay's claim, arXiv 2605.30148: most of ES's prior-task loss
+    is transient drift): per ES method and prior task, what came back of each run's deepest dip
+    by its last checkpoint (final − deepest change, points), mean over seeds. Only runs that dipped
+    count; a dip that comes back by more than `NEGLIGIBLE` supports the claim."""
+    found = []
+    dips = run_dips(table.filter(pl.col("probe") == probe)).filter(
+        (pl.col("algorithm") == "es") & (pl.col("deepest") < 0)
+    )
+    for (method, task), group in dips.group_by("method", "prior_task", maintain_order=True):
+        estimate = mean_interval(group["recovered"].to_list())
+        final = mean_interval(group["final"].to_list())
+        found.append(
+            Finding(
+                question="Do ES's prior-task losses recover by the end of training?",
+                comparison=f"{method} on {task} ({probe}): final minus deepest prior-task change, points",
+                estimate=estimate,
+                verdict=verdict(estimate, +1, 100 * NEGLIGIBLE),
+                note=f"deepest {group['deepest'].mean():+.1f}, final {final.value:+.1f} points, mean over the "
+                f"{group.height} runs that dipped",
+                prior_task=task,
+                probe=probe,
+            )
+        )
+    return found
+
+
 def all_findings(table: pl.DataFrame) -> list[Finding]:
     matched = forgetting_at_matched_accuracy(table)
     return [
@@ -222,6 +251,7 @@ def all_findings(table: pl.DataFrame) -> list[Finding]:
         *forgetting_follows_norm_within_methods(table),
         *forgetting_follows_norm_across_methods(table),
         *probe_dependence(matched),
+        *es_losses_recover(table),
     ]
 
 

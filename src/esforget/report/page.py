@@ -29,7 +29,17 @@ from esforget.report.summaries import RUN_KEYS, over_seeds
 FIGURES = ("tradeoff", "dose_norm", "dose_kl", "curves", "norm", "divergence", "sparsity", "drift")
 """Every figure of the report, by key (file names `figures/<key>.svg|png`, captions
 `workflow/report/<key>.rst`)."""
-TABLES = ("accuracy", "matched", "findings", "slopes_norm", "slopes_kl", "predictors", "precision", "checkpoints")
+TABLES = (
+    "accuracy",
+    "matched",
+    "findings",
+    "slopes_norm",
+    "slopes_kl",
+    "predictors",
+    "dips",
+    "precision",
+    "checkpoints",
+)
 """Every table of the report, by key (file names `<key>.parquet`)."""
 PNG_SCALE = 2
 """PNG pixels per SVG pixel: sharp on high-density screens and in slides."""
@@ -241,6 +251,7 @@ def tables(data: Collected, prior_tasks: list[str], thresholds: list[float], met
         "slopes_norm": summaries.slope_table(checkpoints, "fro_norm"),
         "slopes_kl": summaries.slope_table(checkpoints.drop_nulls("kl"), "kl"),
         "predictors": predictor_fits,
+        "dips": summaries.dip_table(checkpoints.filter(pl.col("probe").is_in(summaries.AUTHORS_PROBES))),
         "precision": precision_table(data.norms, data.per_tensor, data.drift, methods, thresholds),
     }
 
@@ -346,6 +357,7 @@ SECTIONS = [
     ("Forgetting at matched new-task accuracy", ["matched"]),
     ("Does forgetting follow the size of the update?", ["dose_norm", "slopes_norm", "dose_kl", "slopes_kl"]),
     ("What predicts forgetting", ["predictors"]),
+    ("Drift or lasting loss", ["dips"]),
     ("Training", ["curves"]),
     ("Size of the update", ["norm"]),
     ("How far the output distribution moved", ["divergence"]),
@@ -373,6 +385,10 @@ TABLE_CAPTIONS = {
     "<em>fro_norm</em>: ‖ΔW‖_F; <em>unchanged</em>: share of entries with |ΔW| ≤ τ (the first τ); "
     "<em>cosine_reference</em>: cosine to the final update of the method named by analysis.compare_to. "
     "A measure not taken in this configuration is left out.",
+    "dips": "Each run's deepest prior-task change over its checkpoints (<em>deepest</em>, points; 0 if it "
+    "never fell below the base), its last checkpoint's (<em>final</em>) and what came back between them "
+    "(<em>recovered</em> = final − deepest), mean over seeds; <em>median_deepest_step</em>: where the dip "
+    "was. A loss that is transient drift shows a deep dip and a final change near 0.",
     "precision": "At each run's final checkpoint, mean over seeds. <em>numerics</em>: how the run's arithmetic "
     "rounded (ES <em>authors</em>: in place in its dtype, restores that drift, the update rounded member by "
     "member; ES <em>master</em>: an exact fp32 master); <em>stored_dtype</em>: what the checkpoint holds. "

@@ -158,6 +158,36 @@ def slope_table(checkpoints: pl.DataFrame, x: str) -> pl.DataFrame:
     return over_seeds(slopes, by, [f"points_per_unit_{x}"])
 
 
+def run_dips(checkpoints: pl.DataFrame) -> pl.DataFrame:
+    """Per run, prior task and probe: the deepest prior-task change over its checkpoints
+    (points; 0 if it never fell below the base), the step where it was, the final change and
+    how much of the dip came back by the end (final − deepest, points)."""
+    rows = []
+    for key, run in checkpoints.group_by(*RUN, "prior_task", "probe", maintain_order=True):
+        run = run.sort("step")
+        changes = [100 * c for c in run["prior_change"]]
+        deepest = min(range(len(changes)), key=changes.__getitem__)  # the first of equal dips
+        rows.append(
+            dict(zip([*RUN, "prior_task", "probe"], key, strict=True))
+            | {
+                "deepest": changes[deepest],
+                "deepest_step": run["step"][deepest],
+                "final": changes[-1],
+                "recovered": changes[-1] - changes[deepest],
+            }
+        )
+    return pl.DataFrame(rows, schema_overrides={c: pl.Float64 for c in ("deepest", "final", "recovered")})
+
+
+def dip_table(checkpoints: pl.DataFrame) -> pl.DataFrame:
+    """Per method, prior task and probe: the deepest dip, the final change and what came back,
+    mean over seeds with t intervals, and the median step of the dip."""
+    by = ["model", "method", "algorithm", "train_task", "prior_task", "probe"]
+    dips = run_dips(checkpoints)
+    steps = dips.group_by(by, maintain_order=True).agg(pl.col("deepest_step").median().alias("median_deepest_step"))
+    return over_seeds(dips, by, ["deepest", "final", "recovered"]).join(steps, on=by, how="left")
+
+
 AUTHORS_PROBES = ["generative", "answer_letter"]
 """The probe the authors used for each kind of task: a greedy reply; MMLU's answer letter."""
 
