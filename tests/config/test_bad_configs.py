@@ -11,7 +11,7 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from esforget.config.files import ConfigFileError
+from esforget.config.files import ConfigFileError, read
 from esforget.config.load import load
 from tests.shared import REPO
 
@@ -282,3 +282,15 @@ def test_the_check_command_names_the_file_and_line_of_a_yaml_syntax_error(tmp_pa
     assert "Traceback" not in done.stderr
     accepted = subprocess.run(command[:-1], cwd=REPO, capture_output=True, text=True, check=True)
     assert accepted.stdout.strip() == "Config accepted: config/config.yaml"
+
+
+def test_a_merge_key_brings_its_anchors_settings_and_the_mappings_own_override_them(tmp_path):
+    """`<<: *es_base` is YAML, and Snakemake reads it: not a key given twice."""
+    (tmp_path / "config.yaml").write_text(
+        "methods:\n  a: &base\n    sigma: 0.1\n    alpha: 0.2\n  b:\n    <<: *base\n    sigma: 0.3\n"
+        "  c:\n    <<: *base\n    alpha: 0.4\n    alpha: 0.5\n"
+    )
+    with pytest.raises(ConfigFileError, match=r"line 11: key 'alpha' given twice \(first on line 10\)"):
+        read(tmp_path / "config.yaml")
+    (tmp_path / "config.yaml").write_text("methods:\n  a: &base\n    sigma: 0.1\n  b:\n    <<: *base\n    alpha: 0.3\n")
+    assert read(tmp_path / "config.yaml")["methods"]["b"] == {"sigma": 0.1, "alpha": 0.3}

@@ -222,3 +222,28 @@ def test_the_schema_offers_exactly_the_countdown_prompt_templates_there_are():
 
     definitions = yaml.safe_load(Path(SCHEMA).read_text())["definitions"]
     assert sorted(definitions["prompt_style"]["enum"]) == sorted(PROMPT_TEMPLATES)
+
+
+def test_the_variants_profile_changes_only_each_variants_own_keys_from_the_defaults_es():
+    from esforget.config.load import load
+
+    config = load(["config/config.yaml", "config/variants.yaml"], REPO)
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["methods"]
+    assert config["methods"]["es"] == default["es"]  # the anchor is the default's ES
+    changed = {
+        "es_lowrank1": {"noise": "low_rank", "rank": 1},
+        "es_lowrank4": {"noise": "low_rank", "rank": 4},
+        "es_lowrank16": {"noise": "low_rank", "rank": 16},
+        "es_awd_small": {"anchor_decay": "l2", "anchor_lambda": 0.2},
+        "es_awd_large": {"anchor_decay": "l2", "anchor_lambda": 0.8},
+        "es_sparse": {"sparse_share": 0.25},
+        "es_capped": {"step_cap": 0.35},
+        "es_replay": {"replay_tasks": ["arith"], "replay_lambda": 1.0, "replay_prompts": 16},
+        "es_n20": {"population_size": 20, "members_per_forward": 10},
+        "es_n80": {"population_size": 80},
+    }
+    for name, keys in changed.items():
+        assert config["methods"][name] == {**default["es"], **keys}, name
+    assert config["methods"]["grpo_kl"] == {**default["grpo"], "beta": 0.04}
+    assert config["runs"]["methods"] == ["es", *changed, "grpo", "grpo_kl"]
+    assert config["seeds"] == [0, 1, 2] and config["analysis"]["compare_to"] == "grpo"

@@ -19,11 +19,14 @@ class ConfigFileError(ValueError):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a mapping that gives a key twice."""
+    """YAML's safe loader, refusing a mapping that gives a key twice. A merge key (`<<: *base`)
+    brings an anchor's keys, which the mapping's own keys may override, as Snakemake reads it."""
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, collections.abc.Hashable):
                 continue  # YAML's own loader refuses it, with its line
