@@ -184,3 +184,12 @@ def test_losses_that_come_back_by_the_end_support_transient_drift_and_lasting_on
     lasting = es_losses_recover(dipping({0: [6.0, 10.0, 10.0], 1: [5.0, 9.0, 9.0], 2: [7.0, 11.0, 11.0]}))
     assert lasting[0].estimate.value == 0.0 and lasting[0].verdict == NOT_SUPPORTED
     assert es_losses_recover(dipping({0: [0.0, 0.0, 0.0]})) == []  # no run dipped: nothing to ask
+
+
+def test_an_interval_wholly_within_the_negligible_band_is_no_effect_even_on_the_claimed_side():
+    from esforget.report.findings import verdict
+
+    assert verdict(Estimate(0.4, 0.2, 0.6, 3), +1, negligible=1.0) == NOT_SUPPORTED
+    assert verdict(Estimate(0.4, 0.2, 0.6, 3), +1) == SUPPORTED  # no band: any side
+    assert verdict(Estimate(1.5, 0.5, 2.5, 3), +1, negligible=1.0) == SUPPORTED  # it reaches past the band
+    assert verdict(Estimate(-0.4, -0.6, -0.2, 3), -1, negligible=1.0) == NOT_SUPPORTED

@@ -61,13 +61,16 @@ class Finding:
 
 
 def verdict(estimate: Estimate, claimed_sign: int, negligible: float = 0.0) -> str:
-    """Read a verdict off an interval for a claim that the value has `claimed_sign` (±1)."""
+    """Read a verdict off an interval for a claim that the value has `claimed_sign` (±1). An
+    interval wholly within ± `negligible` is no effect worth the name, whichever its side."""
     if not estimate.has_interval:
         return INCONCLUSIVE
     low, high = sorted((claimed_sign * estimate.low, claimed_sign * estimate.high))
+    if negligible > 0 and -negligible < low and high < negligible:
+        return NOT_SUPPORTED
     if low > 0:
         return SUPPORTED
-    if high < 0 or (negligible > 0 and -negligible < low and high < negligible):
+    if high < 0:
         return NOT_SUPPORTED
     return INCONCLUSIVE
 
