@@ -12,6 +12,10 @@ One iteration t, for a population of N members:
 Noise is never stored: each εᵢ is regenerated tensor by tensor from its seed to perturb and
 again to update (`esforget.train.noise`).
 
+The field's proposed fixes for forgetting are options of the same loop (docs/variants.md):
+low-rank ε (`noise: low_rank`), a sparse mask on ε, a capped step, anchored weight decay and a
+radius after the update (`esforget.train.anchor`), and replay of prior tasks in the fitness.
+
 Two numerics (`ESConfig.numerics`) decide what that arithmetic rounds:
   master   θ is an fp32 master copy; the model used for generation holds θ + σε cast to the
            working dtype, every restore is exact and α/N·zᵢ·εᵢ accumulates in fp32 before one
