@@ -92,6 +92,7 @@ BAD_SETTINGS = [
     (es(replay_tasks=["countdown"], replay_lambda=0.5), r"replay_tasks lists 'countdown', but tasks\.countdown\.role"),
     (es(replay_tasks=["arith"], replay_lambda=0.5, replay_prompts=4096), r"replay_prompts=4096, but tasks\.arith"),
     (lambda c: c["analysis"].update(compare_to="ppo"), r"analysis\.compare_to names \['ppo'\], not defined"),
+    (lambda c: c["analysis"].update(plain_es="grpo"), r"analysis\.plain_es='grpo' is not an ES method"),
     # ES: sizes the splits cannot give
     (es(prompts_per_iteration=4096), r"prompts_per_iteration=4096, but tasks\.countdown\.splits\.train holds 2048"),
     (es(validation_size=257), r"validation_size=257, but tasks\.countdown\.splits\.validation holds 256"),

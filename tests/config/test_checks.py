@@ -247,3 +247,4 @@ def test_the_variants_profile_changes_only_each_variants_own_keys_from_the_defau
     assert config["methods"]["grpo_kl"] == {**default["grpo"], "beta": 0.04}
     assert config["runs"]["methods"] == ["es", *changed, "grpo", "grpo_kl"]
     assert config["seeds"] == [0, 1, 2] and config["analysis"]["compare_to"] == "grpo"
+    assert config["analysis"]["plain_es"] == "es"

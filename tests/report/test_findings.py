@@ -193,3 +193,41 @@ def test_an_interval_wholly_within_the_negligible_band_is_no_effect_even_on_the_
     assert verdict(Estimate(0.4, 0.2, 0.6, 3), +1) == SUPPORTED  # no band: any side
     assert verdict(Estimate(1.5, 0.5, 2.5, 3), +1, negligible=1.0) == SUPPORTED  # it reaches past the band
     assert verdict(Estimate(-0.4, -0.6, -0.2, 3), -1, negligible=1.0) == NOT_SUPPORTED
+
+
+def with_a_variant(variant_loss: float) -> pl.DataFrame:
+    """Plain ES losing 12 points, a variant losing `variant_loss` and GRPO losing none, three seeds."""
+    runs = {}
+    for seed in (0, 1, 2):
+        jitter = 0.002 * (seed - 1)
+        runs[("es", "es", seed)] = {"prior": {"generative": forgetting(0.12, jitter)}, "norm": [0, 3, 6, 9]}
+        runs[("es", "es_variant", seed)] = {
+            "prior": {"generative": forgetting(variant_loss, -jitter)},
+            "norm": [0, 1, 2, 3],
+        }
+        runs[("grpo", "grpo", seed)] = {"prior": {"generative": forgetting(0.0, jitter)}, "norm": [0, 0.3, 0.6, 0.9]}
+    return checkpoint_table(*tables(runs), prior_tasks=["arith"])
+
+
+def test_a_variant_that_forgets_less_than_plain_es_at_matched_accuracy_is_named():
+    from esforget.report.findings import variants_against_plain
+
+    found = variants_against_plain(with_a_variant(0.03), "es")
+    five = [f for f in found if f.level == 0.05 and f.comparison.startswith("es_variant")]
+    # base + 5 points is reached 5/6 of the way to step 10: a loss of total × 5/18 there
+    assert five[0].estimate.value == pytest.approx(100 * (0.12 - 0.03) * 5 / 18, abs=0.1)
+    assert five[0].verdict == SUPPORTED and five[0].estimate.n == 6
+    assert {f.comparison.split(" − ")[0] for f in found} == {"es_variant", "grpo"}  # every other method
+    same = variants_against_plain(with_a_variant(0.12), "es")
+    assert [f.verdict for f in same if f.comparison.startswith("es_variant")] == [NOT_SUPPORTED, NOT_SUPPORTED]
+
+
+def test_with_a_plain_es_and_a_reference_grpo_question_one_compares_those_two_only():
+    from esforget.report.findings import all_findings
+
+    table = with_a_variant(0.03)
+    pooled = [f for f in all_findings(table) if f.question.startswith("Does ES forget more")]
+    plain = [f for f in all_findings(table, "es", "grpo") if f.question.startswith("Does ES forget more")]
+    assert pooled[0].estimate.n == 9 and plain[0].estimate.n == 6  # the variant's runs left out
+    assert any(f.question.startswith("Which methods forget less") for f in all_findings(table, "es", "grpo"))
+    assert not any(f.question.startswith("Which methods forget less") for f in all_findings(table))

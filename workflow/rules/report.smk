@@ -41,6 +41,8 @@ rule render_report:
         methods=METHODS,
         prior_tasks=[t for t in config["evaluation"]["tasks"] if TASKS[t]["role"] == "prior"],
         thresholds=config["analysis"]["sparsity_thresholds"],
+        # the plain ES every variant is compared with, and the reference GRPO (if the config names them)
+        plain={"es": config["analysis"].get("plain_es"), "grpo": config["analysis"].get("compare_to")},
         figures=FIGURES,
         tables=TABLES,
     script:

@@ -40,6 +40,7 @@ tables = render(
     {key: (svg, png) for key, svg, png in zip(params.figures, snakemake.output.svg, snakemake.output.png, strict=True)},
     {key: Path(rst).read_text() for key, rst in zip(params.figures, snakemake.input.captions, strict=True)},
     title="ES vs GRPO: learning the new task, forgetting the old",
+    plain=params.plain,
 )
 for name, path in zip(params.tables, snakemake.output.tables, strict=True):
     write_parquet(tables[name], path)

@@ -25,8 +25,11 @@ def check(config: dict) -> None:
     _subset("runs.methods", config["runs"]["methods"], config["methods"])
     _subset("runs.tasks", config["runs"]["tasks"], tasks)
     _subset("evaluation.tasks", config["evaluation"]["tasks"], tasks)
-    if "compare_to" in config["analysis"]:
-        _subset("analysis.compare_to", [config["analysis"]["compare_to"]], dict.fromkeys(config["runs"]["methods"]))
+    for key in ("compare_to", "plain_es"):
+        if key in config["analysis"]:
+            _subset(f"analysis.{key}", [config["analysis"][key]], dict.fromkeys(config["runs"]["methods"]))
+    if "plain_es" in config["analysis"] and config["methods"][config["analysis"]["plain_es"]]["algorithm"] != "es":
+        raise ValueError(f"analysis.plain_es={config['analysis']['plain_es']!r} is not an ES method")
     for name in config["runs"]["tasks"]:
         if tasks[name]["role"] != "new":
             raise ValueError(f"runs.tasks lists {name!r}, but tasks.{name}.role is {tasks[name]['role']!r}, not 'new'")

@@ -19,6 +19,9 @@ the update norm ‖ΔW‖_F and the KL from the base. The questions:
 4. Does the answer depend on the probe? Question 1's verdicts compared across probes.
 5. Do ES's prior-task losses recover by the end? Per ES method: what came back of each run's
    deepest dip by its last checkpoint, mean and t interval over the runs that dipped.
+6. Which methods forget less than plain ES at matched new-task accuracy? Where the config names
+   the plain ES (`analysis.plain_es`): every other method against it, as question 1 compares
+   ES with GRPO.
 
 Verdicts: *supported* when the interval excludes zero on the side the question claims;
 *not supported* when it excludes zero on the other side, or (for accuracy differences) lies
@@ -247,14 +250,57 @@ def es_losses_recover(table: pl.DataFrame, probe: str = "generative") -> list[Fi
     return found
 
 
-def all_findings(table: pl.DataFrame) -> list[Finding]:
-    matched = forgetting_at_matched_accuracy(table)
+def variants_against_plain(table: pl.DataFrame, plain: str, probe: str = "generative") -> list[Finding]:
+    """Question 6: per method other than the plain ES `plain` (`analysis.plain_es`), prior task
+    and level: the method's prior-task change at matched new-task accuracy minus plain ES's,
+    Welch's interval over their seeds. The claim is that the method forgets less (a positive
+    difference); within ± `NEGLIGIBLE` it makes no difference."""
+    found = []
+    matched = matched_changes(table.filter(pl.col("probe") == probe), LEVELS)
+    for level in LEVELS:
+        at_level = matched.filter(pl.col("level") == level)
+        for (task,), group in at_level.group_by("prior_task", maintain_order=True):
+            reference = group.filter(pl.col("method") == plain)["prior_change"]
+            for method in group["method"].unique(maintain_order=True).to_list():
+                if method == plain:
+                    continue
+                changes = group.filter(pl.col("method") == method)["prior_change"]
+                estimate = difference_interval(changes.drop_nulls().to_list(), reference.drop_nulls().to_list())
+                found.append(
+                    Finding(
+                        question="Which methods forget less than plain ES at matched new-task accuracy?",
+                        comparison=(
+                            f"{method} − {plain} on {task} ({probe}) at base + {level:.0%} on the new task: "
+                            "change in prior-task accuracy, points"
+                        ),
+                        estimate=_points(estimate),
+                        verdict=verdict(estimate, +1, NEGLIGIBLE),
+                        note=f"runs that never reached the level: {method} {changes.null_count()} of "
+                        f"{changes.len()}, {plain} {reference.null_count()} of {reference.len()}",
+                        prior_task=task,
+                        probe=probe,
+                        level=level,
+                    )
+                )
+    return found
+
+
+def all_findings(table: pl.DataFrame, plain_es: str | None = None, plain_grpo: str | None = None) -> list[Finding]:
+    """Every question's findings. Where the config names a plain ES and a reference GRPO
+    (`analysis.plain_es`, `analysis.compare_to`), question 1 compares those two methods only
+    (the other methods are variants, compared with plain ES by question 6); otherwise every
+    method of each algorithm."""
+    plain = [m for m in (plain_es, plain_grpo) if m is not None]
+    algorithm_of = dict(table.select("method", "algorithm").unique().iter_rows())
+    kept = [m for m in algorithm_of if algorithm_of[m] not in {algorithm_of.get(p) for p in plain} or m in plain]
+    matched = forgetting_at_matched_accuracy(table.filter(pl.col("method").is_in(kept)))
     return [
         *matched,
         *forgetting_follows_norm_within_methods(table),
         *forgetting_follows_norm_across_methods(table),
         *probe_dependence(matched),
         *es_losses_recover(table),
+        *(variants_against_plain(table, plain_es) if plain_es is not None else []),
     ]
 
 

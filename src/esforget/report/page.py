@@ -221,12 +221,17 @@ def caption_html(caption: str) -> str:
     return publish_parts(caption, writer_name="html5", settings_overrides={"report_level": 4})["body"]
 
 
-def tables(data: Collected, prior_tasks: list[str], thresholds: list[float], methods: dict) -> dict[str, pl.DataFrame]:
-    """Every table of the report (also written as parquet by the rule)."""
+def tables(
+    data: Collected, prior_tasks: list[str], thresholds: list[float], methods: dict, plain: dict | None = None
+) -> dict[str, pl.DataFrame]:
+    """Every table of the report (also written as parquet by the rule). `plain`: the plain ES
+    and the reference GRPO the config names (`analysis.plain_es`, `analysis.compare_to`), if any."""
     checkpoints = summaries.checkpoint_table(data.retention, data.norms, prior_tasks)
     predictor_points = predictors.predictor_table(data.retention, data.norms, prior_tasks, thresholds[0])
     predictor_fits = predictors.predictor_fits(predictor_points)
-    found = findings.all_findings(checkpoints) + predictors.predictor_findings(predictor_points, predictor_fits)
+    plain = plain or {}
+    found = findings.all_findings(checkpoints, plain.get("es"), plain.get("grpo"))
+    found += predictors.predictor_findings(predictor_points, predictor_fits)
     return {
         "checkpoints": checkpoints,
         "findings": pl.DataFrame(
@@ -280,10 +285,11 @@ def render(
     figure_paths: dict[str, tuple[Path, Path]],
     captions: dict[str, str],
     title: str,
+    plain: dict | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Write the report page and its figures (`figure_paths`: key → SVG and PNG path; `captions`:
-    key → the figure's caption in reStructuredText); return its tables."""
-    report_tables = tables(data, prior_tasks, thresholds, methods)
+    key → the figure's caption in reStructuredText); return its tables. `plain`: as `tables`."""
+    report_tables = tables(data, prior_tasks, thresholds, methods, plain)
     rendered = render_figures(figures(data, report_tables, prior_tasks, thresholds), figure_paths)
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(_intervals_statement(data.retention))}</p>"]
     parts += _findings_html(report_tables["findings"])
