@@ -785,6 +785,7 @@ def test_the_findings_table_holds_each_findings_estimate_and_verdict(run_files, 
         ("Q?", "another", None, None, None, None, "inconclusive at this sample", "", found[1].sentence()),
     ]
     assert [table.schema[c] for c in ("value", "low", "high", "n")] == [pl.Float64, pl.Float64, pl.Float64, pl.Int64]
-    monkeypatch.setattr(findings, "all_findings", lambda checkpoints, plain_es, plain_grpo: found[1:])  # no estimate at all
+    # no estimate at all
+    monkeypatch.setattr(findings, "all_findings", lambda checkpoints, plain_es, plain_grpo: found[1:])
     table = report.tables(data, ["arith"], THRESHOLDS, METHODS)["findings"]
     assert [table.schema[c] for c in ("value", "low", "high", "n")] == [pl.Float64, pl.Float64, pl.Float64, pl.Int64]
