@@ -46,3 +46,28 @@ def sharp_model(micro_model_dir):
             if "norm" not in name:
                 p.mul_(SHARPEN)
     return model
+
+
+def qwen_shaped_model():
+    """A random two-layer Qwen2 (vocabulary 64): q/k/v biases and fewer key/value heads than
+    query heads, as the paper's Qwen2.5, with a tied head; weights drawn sharp enough (0.3)
+    that every earlier token moves the argmax."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.normal_(0, 0.3)
+    return model

@@ -16,7 +16,7 @@ from esforget.core.models import chat_prompt_ids, load_tokenizer
 from esforget.decoding import generation
 from esforget.decoding.generation import greedy, greedy_all, make_batches, pad_left, shared_prefix_length
 from esforget.train.member_batch import MemberStack
-from tests.shared import sharp_model
+from tests.shared import qwen_shaped_model, sharp_model
 
 
 class Scripted(torch.nn.Module):
@@ -377,24 +377,7 @@ def test_the_greedy_scorer_runs_the_chat_templates_opening_once_per_member(micro
 def test_a_qwen_shaped_model_with_biases_and_grouped_kv_heads_decodes_members_together():
     """The paper's Qwen2.5 has q/k/v biases and fewer key/value heads than query heads: its
     members decoded together also reply as each alone (random weights, built from a config)."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    config = Qwen2Config(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.normal_(0, 0.3)  # sharp enough that every earlier token moves the argmax
+    model = qwen_shaped_model()
     members = member_models(model, 3, sigma=0.1)
     rng = random.Random(0)
     prompts = [[rng.randrange(1, 64) for _ in range(rng.randint(3, 20))] for _ in range(5)]

@@ -14,7 +14,7 @@ from esforget.train import es
 from esforget.train.member_batch import LowRankStack
 from esforget.train.noise import Noise, member_seed
 from tests.decoding.test_generation import argmax_decode, mixed_length_prompts
-from tests.shared import MICRO_COUNTDOWN, sharp_model
+from tests.shared import MICRO_COUNTDOWN, qwen_shaped_model, sharp_model
 from tests.train.test_es import THREE_ITERATIONS, micro_job
 
 
@@ -65,24 +65,31 @@ def test_the_update_sums_each_members_factor_product_and_leaves_frozen_vectors(m
         torch.testing.assert_close(weights.theta[j], before[j] + cfg.alpha / 4 * step, rtol=0, atol=1e-7)
 
 
+def logits_alone_and_together(model, weights, members, ids, rank: int, vectors: str):
+    """Each member's logits on `ids` with its weights perturbed in place (the reference), and
+    all members' from one `LowRankStack` forward on the shared base weights."""
+    alone = []
+    with torch.no_grad():
+        for seed, sign in members:
+            weights.perturb(seed, sign, sigma=0.1)
+            alone.append(model(input_ids=ids).logits)
+        weights.restore()
+        stack = LowRankStack(model, len(members), rank, vectors)
+        weights.fill(stack, members, sigma=0.1)
+        with stack:
+            together = model(input_ids=ids.repeat(len(members), 1)).logits
+    return alone, together
+
+
 @pytest.mark.parametrize("vectors", ["frozen", "full"])
 def test_members_on_shared_base_weights_give_each_members_own_logits(micro_model_dir, vectors):
     model = load_model(micro_model_dir)
     weights = es.Weights(model, "low_rank", low_rank=(2, vectors))
     members = es.draws(low_rank_config(population_size=3), run_seed=5, iteration=2)
     ids = torch.randint(1, 40, (4, 9), generator=torch.Generator().manual_seed(0))
-    expected = []
-    with torch.no_grad():
-        for seed, sign in members:
-            weights.perturb(seed, sign, sigma=0.1)
-            expected.append(model(input_ids=ids).logits)
-        weights.restore()
-        stack = LowRankStack(model, 3, 2, vectors)
-        weights.fill(stack, members, sigma=0.1)
-        with stack:
-            together = model(input_ids=ids.repeat(3, 1)).logits
-    torch.testing.assert_close(together, torch.cat(expected), rtol=0, atol=1e-5)
-    assert not torch.allclose(expected[0], expected[1])  # the members do differ
+    alone, together = logits_alone_and_together(model, weights, members, ids, 2, vectors)
+    torch.testing.assert_close(together, torch.cat(alone), rtol=0, atol=1e-5)
+    assert not torch.allclose(alone[0], alone[1])  # the members do differ
     with torch.no_grad():
         assert torch.equal(model(input_ids=ids).logits, load_model(micro_model_dir)(input_ids=ids).logits)
 
@@ -107,35 +114,13 @@ def test_members_on_shared_base_weights_reply_as_each_decoded_alone(micro_model_
 
 
 def test_a_qwen_shaped_model_with_biases_runs_its_members_on_shared_weights():
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    config = Qwen2Config(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config).eval()
+    model = qwen_shaped_model()
     assert any(name.endswith("q_proj.bias") for name, _ in model.named_parameters())
     weights = es.Weights(model, "low_rank", low_rank=(2, "full"))
     members = es.draws(low_rank_config(population_size=2, mirrored=True), run_seed=0, iteration=1)
     ids = torch.randint(1, 64, (3, 7), generator=torch.Generator().manual_seed(1))
-    expected = []
-    with torch.no_grad():
-        for seed, sign in members:
-            weights.perturb(seed, sign, sigma=0.1)
-            expected.append(model(input_ids=ids).logits)
-        weights.restore()
-        stack = LowRankStack(model, 2, 2, "full")
-        weights.fill(stack, members, sigma=0.1)
-        with stack:
-            together = model(input_ids=ids.repeat(2, 1)).logits
-    torch.testing.assert_close(together, torch.cat(expected), rtol=0, atol=1e-5)
+    alone, together = logits_alone_and_together(model, weights, members, ids, 2, "full")
+    torch.testing.assert_close(together, torch.cat(alone), rtol=0, atol=1e-5)
 
 
 def test_a_low_rank_run_gives_the_same_weights_whether_members_share_a_forward_or_not(micro_model_dir, tmp_path):
