@@ -168,6 +168,14 @@ class LetterScorer:
         return [c == a for c, a in zip(chosen, self.answers, strict=True)]
 
 
+def next_token_kl(base_logits: torch.Tensor, tuned_logits: torch.Tensor) -> torch.Tensor:
+    """KL(base ‖ tuned) of the next-token distributions at each position, over the whole
+    vocabulary, from fp32 log-softmaxes: (…, vocabulary) → (…)."""
+    log_p = torch.log_softmax(base_logits.float(), dim=-1)
+    log_q = torch.log_softmax(tuned_logits.float(), dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
 class Divergence:
     """Mean per-token KL(base ‖ tuned) of the next-token distributions over a task's prompts.
 
@@ -189,9 +197,7 @@ class Divergence:
                 "attention_mask": batch.attention_mask,
                 "position_ids": batch.position_ids,
             }
-            log_p = torch.log_softmax(self.base(**inputs).logits.float(), dim=-1)
-            log_q = torch.log_softmax(tuned(**inputs).logits.float(), dim=-1)
-            per_token = (log_p.exp() * (log_p - log_q)).sum(-1)
+            per_token = next_token_kl(self.base(**inputs).logits, tuned(**inputs).logits)
             mask = batch.attention_mask.bool()
             total += float(per_token[mask].sum())
             tokens += int(mask.sum())
@@ -246,9 +252,8 @@ class SampledDivergence:
                 "position_ids": batch.position_ids,
                 "logits_to_keep": keep,
             }
-            log_p = torch.log_softmax(self.base(**inputs).logits[:, :-1].float(), dim=-1)  # predicts the last keep − 1
-            log_q = torch.log_softmax(tuned(**inputs).logits[:, :-1].float(), dim=-1)
-            per_token = (log_p.exp() * (log_p - log_q)).sum(-1)
+            # position i predicts token i + 1: the last keep − 1 positions predict the replies
+            per_token = next_token_kl(self.base(**inputs).logits[:, :-1], tuned(**inputs).logits[:, :-1])
             for row, width in enumerate(widths):
                 total += float(per_token[row, per_token.shape[1] - width :].double().sum())
         return total / self.tokens if self.tokens else float("nan")

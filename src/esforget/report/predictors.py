@@ -69,7 +69,7 @@ def predictor_table(retention: pl.DataFrame, norms: pl.DataFrame, prior_tasks: l
         *RUN_KEYS,
         "step",
         "fro_norm",
-        _or_null(norms, "relative_norm"),
+        "relative_norm",
         pl.col(f"sparsity@{tau:g}/overall").alias("unchanged"),
         _or_null(norms, "cosine_reference"),  # only where analysis.compare_to names a method
     )
